@@ -1,0 +1,54 @@
+//! The `simclr` command line: parses arguments and calls the layers below.
+
+mod devices;
+
+use crate::gpu::{BackendChoice, DeviceOptions, Gpu};
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "simclr",
+    version,
+    about = "SimCLR self-supervised training on any GPU through wgpu"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub device: DeviceArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Device selection shared by every command.
+#[derive(Args, Debug, Clone)]
+pub struct DeviceArgs {
+    /// Graphics API: auto prefers a discrete GPU, then integrated, then a software adapter.
+    #[arg(long, global = true, env = "SIMCLR_BACKEND", value_enum, default_value = "auto")]
+    pub backend: BackendChoice,
+    /// Use the adapter whose name contains this text (case-insensitive).
+    #[arg(long, global = true, env = "SIMCLR_ADAPTER")]
+    pub adapter: Option<String>,
+}
+
+impl DeviceArgs {
+    pub fn options(&self) -> DeviceOptions {
+        DeviceOptions {
+            backend: self.backend,
+            adapter: self.adapter.clone(),
+        }
+    }
+    pub fn open(&self) -> anyhow::Result<Gpu> {
+        Ok(Gpu::open(&self.options())?)
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// List every GPU adapter wgpu can see, with its limits and optional features.
+    Devices(devices::DevicesArgs),
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Devices(a) => devices::run(&cli.device, &a),
+    }
+}

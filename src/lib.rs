@@ -1,0 +1,8 @@
+//! simclr-wgpu: a portable SimCLR trainer whose numeric core runs as WGSL compute shaders.
+//! Layers (imports point down only): cli → train/eval → nn/loss/optim/augment → data → gpu;
+//! `reference` holds the plain-Rust CPU maths every kernel is tested against.
+
+pub mod cli;
+pub mod gpu;
+pub mod nn;
+pub mod reference;

@@ -1,0 +1,3 @@
+//! Layers: each owns its kernels' dispatches for planned shapes, with explicit forward and backward.
+
+pub mod elementwise;
