@@ -1,3 +1,7 @@
-//! Layers: each owns its kernels' dispatches for planned shapes, with explicit forward and backward.
+//! Layers: each owns its kernels' dispatches for planned shapes, with explicit forward and
+//! backward; `graph` strings them into a model, `arch` builds the encoders and the head.
 
+pub mod arch;
 pub mod elementwise;
+pub mod graph;
+pub mod model;
