@@ -3,6 +3,8 @@
 //! `reference` holds the plain-Rust CPU maths every kernel is tested against.
 
 pub mod cli;
+pub mod eval;
 pub mod gpu;
 pub mod nn;
 pub mod reference;
+pub mod train;

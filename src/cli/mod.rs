@@ -1,6 +1,7 @@
 //! The `simclr` command line: parses arguments and calls the layers below.
 
 mod devices;
+mod train;
 
 use crate::gpu::{BackendChoice, DeviceOptions, Gpu};
 use clap::{Args, Parser, Subcommand};
@@ -45,10 +46,13 @@ impl DeviceArgs {
 pub enum Command {
     /// List every GPU adapter wgpu can see, with its limits and optional features.
     Devices(devices::DevicesArgs),
+    /// Train a SimCLR encoder (defaults: the SimCLR CIFAR-10 recipe).
+    Train(Box<train::TrainArgs>),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Devices(a) => devices::run(&cli.device, &a),
+        Command::Train(a) => train::run(&cli.device, &a),
     }
 }

@@ -1,0 +1,47 @@
+//! Encoder features of a whole dataset: eval mode (running BN statistics), no augmentation,
+//! images normalised by the dataset's channel mean and std.
+
+use crate::data::Dataset;
+use crate::nn::model::Model;
+use anyhow::{ensure, Result};
+
+/// NCHW floats of images `idx` of `ds`, normalised, padded with zeros to `rows` images.
+pub fn normalized_batch(ds: &Dataset, idx: &[usize], rows: usize) -> Vec<f32> {
+    let (h, w) = (ds.height, ds.width);
+    let plane = h * w;
+    let mut out = vec![0f32; rows * 3 * plane];
+    for (r, &i) in idx.iter().enumerate() {
+        let img = ds.image(i);
+        for p in 0..plane {
+            for c in 0..3 {
+                let v = img[p * 3 + c] as f32 / 255.0;
+                out[(r * 3 + c) * plane + p] = (v - ds.mean[c]) / ds.std[c];
+            }
+        }
+    }
+    out
+}
+
+/// Features (n × F, not normalised) of the first `limit` images of `ds`.
+pub fn extract_features(gpu: &crate::gpu::Gpu, model: &Model, ds: &Dataset, limit: Option<usize>) -> Result<Vec<f32>> {
+    let s = model.cfg.image_size;
+    ensure!(
+        ds.height == s && ds.width == s,
+        "dataset '{}' has {}×{} images but the model was built for {s}×{s}",
+        ds.name,
+        ds.height,
+        ds.width
+    );
+    let n = limit.unwrap_or(ds.len()).min(ds.len());
+    let rows = model.plan.batch;
+    let f = model.features().shape[1];
+    let mut feats = Vec::with_capacity(n * f);
+    for start in (0..n).step_by(rows) {
+        let idx: Vec<usize> = (start..(start + rows).min(n)).collect();
+        model.input().write_f32(gpu, &normalized_batch(ds, &idx, rows));
+        gpu.run(model.forward_eval())?;
+        let all = model.features().read_f32(gpu)?;
+        feats.extend_from_slice(&all[..idx.len() * f]);
+    }
+    Ok(feats)
+}

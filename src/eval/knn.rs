@@ -1,0 +1,125 @@
+//! Weighted kNN classifier on L2-normalised features (the SimCLR/InstDisc monitor): cosine
+//! similarity on the GPU in blocks, top-k and the exp(s/T)-weighted vote on the host.
+
+use crate::gpu::{Gpu, Program, Tensor};
+use crate::nn::matmul::matmul;
+use anyhow::Result;
+
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct KnnResult {
+    pub top1: f64,
+    pub top5: f64,
+    pub k: usize,
+    pub t: f32,
+    pub n_train: usize,
+    pub n_test: usize,
+}
+
+/// Row-wise L2 normalisation in place (rows of width `d`).
+pub fn l2_normalize_rows(x: &mut [f32], d: usize) {
+    for row in x.chunks_exact_mut(d) {
+        let n = row.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+        row.iter_mut().for_each(|v| *v /= n);
+    }
+}
+
+/// Class votes of one query from its neighbours' (similarity, label).
+pub fn vote(neigh: &[(f32, u32)], num_classes: usize, t: f32) -> Vec<f64> {
+    let mut votes = vec![0f64; num_classes];
+    for &(s, l) in neigh {
+        votes[l as usize] += ((s / t) as f64).exp();
+    }
+    votes
+}
+
+/// Classes ordered by decreasing vote (ties: lower class first).
+pub fn ranking(votes: &[f64]) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..votes.len()).collect();
+    idx.sort_by(|&a, &b| votes[b].total_cmp(&votes[a]).then(a.cmp(&b)));
+    idx
+}
+
+/// The `k` largest (similarity, index) pairs of `sims`, sorted descending.
+pub fn top_k(sims: &[f32], k: usize) -> Vec<(f32, usize)> {
+    let mut v: Vec<(f32, usize)> = sims.iter().copied().enumerate().map(|(i, s)| (s, i)).collect();
+    let k = k.min(v.len());
+    if k == 0 {
+        return Vec::new();
+    }
+    v.select_nth_unstable_by(k - 1, |a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    v.truncate(k);
+    v.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    v
+}
+
+/// kNN top-1/top-5 of `test` against `train` (both L2-normalised, rows of width `d`).
+#[allow(clippy::too_many_arguments)]
+pub fn knn_eval(
+    gpu: &Gpu,
+    train: &[f32],
+    train_labels: &[u32],
+    test: &[f32],
+    test_labels: &[u32],
+    d: usize,
+    num_classes: usize,
+    k: usize,
+    t: f32,
+) -> Result<KnnResult> {
+    let (n_train, n_test) = (train_labels.len(), test_labels.len());
+    anyhow::ensure!(train.len() == n_train * d && test.len() == n_test * d, "kNN: feature/label counts differ");
+    anyhow::ensure!(n_train > 0 && n_test > 0, "kNN needs at least one train and one test image");
+    // Blocks sized to stay well inside the storage-binding limit.
+    let limit = (gpu.limits.max_storage_buffer_binding_size / 4) as usize;
+    let train_chunk = n_train.min((limit / 2 / d).max(1));
+    let test_block = n_test.min(((limit / 2) / train_chunk).clamp(1, 1024));
+    let k_eff = k.min(n_train);
+    let (mut c1, mut c5) = (0usize, 0usize);
+    let test_t = Tensor::zeros(gpu, "knn.test_block", &[test_block, d])?;
+    let mut chunks = Vec::new();
+    for start in (0..n_train).step_by(train_chunk) {
+        let rows = train_chunk.min(n_train - start);
+        let t_train = Tensor::from_f32(gpu, "knn.train_chunk", &[rows, d], &train[start * d..(start + rows) * d])?;
+        let sims = Tensor::zeros(gpu, "knn.similarity", &[test_block, rows])?;
+        let prog: Program = matmul(gpu, &test_t, &t_train, &sims, false, true)?;
+        chunks.push((start, rows, sims, prog, t_train));
+    }
+    for tstart in (0..n_test).step_by(test_block) {
+        let trows = test_block.min(n_test - tstart);
+        let mut block = vec![0f32; test_block * d];
+        block[..trows * d].copy_from_slice(&test[tstart * d..(tstart + trows) * d]);
+        test_t.write_f32(gpu, &block);
+        let mut best: Vec<Vec<(f32, usize)>> = vec![Vec::new(); trows];
+        for (start, rows, sims, prog, _) in &chunks {
+            gpu.run(prog)?;
+            let s = sims.read_f32(gpu)?;
+            for (r, b) in best.iter_mut().enumerate() {
+                b.extend(top_k(&s[r * rows..(r + 1) * rows], k_eff).into_iter().map(|(v, i)| (v, i + start)));
+                if chunks.len() > 1 {
+                    *b = top_k_pairs(b, k_eff);
+                }
+            }
+        }
+        for (r, b) in best.iter().enumerate() {
+            let neigh: Vec<(f32, u32)> = b.iter().map(|&(s, i)| (s, train_labels[i])).collect();
+            let rank = ranking(&vote(&neigh, num_classes, t));
+            let label = test_labels[tstart + r] as usize;
+            c1 += (rank[0] == label) as usize;
+            c5 += rank.iter().take(5).any(|&c| c == label) as usize;
+        }
+    }
+    Ok(KnnResult {
+        top1: c1 as f64 / n_test as f64,
+        top5: c5 as f64 / n_test as f64,
+        k: k_eff,
+        t,
+        n_train,
+        n_test,
+    })
+}
+
+fn top_k_pairs(v: &[(f32, usize)], k: usize) -> Vec<(f32, usize)> {
+    let mut v = v.to_vec();
+    v.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    v.truncate(k);
+    v
+}

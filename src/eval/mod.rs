@@ -1,0 +1,4 @@
+//! Judging an encoder: features of a dataset, the kNN monitor.
+
+pub mod features;
+pub mod knn;

@@ -1,0 +1,9 @@
+//! Training: settings, the step loop, checkpoints and metrics.
+
+pub mod checkpoint;
+pub mod config;
+pub mod metrics;
+pub mod trainer;
+
+pub use config::TrainConfig;
+pub use trainer::{StepRecord, Trainer};
