@@ -1,6 +1,7 @@
 //! The `simclr` command line: parses arguments and calls the layers below.
 
 mod devices;
+mod eval;
 mod train;
 
 use crate::gpu::{BackendChoice, DeviceOptions, Gpu};
@@ -48,11 +49,15 @@ pub enum Command {
     Devices(devices::DevicesArgs),
     /// Train a SimCLR encoder (defaults: the SimCLR CIFAR-10 recipe).
     Train(Box<train::TrainArgs>),
+    /// Evaluate a trained encoder.
+    #[command(subcommand)]
+    Eval(eval::EvalCommand),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Devices(a) => devices::run(&cli.device, &a),
         Command::Train(a) => train::run(&cli.device, &a),
+        Command::Eval(c) => eval::run(&cli.device, &c),
     }
 }
