@@ -118,7 +118,7 @@ impl TrainArgs {
         let a = self;
         apply!(c, a, name, runs_dir, arch, width, image_size, head_layers, out_dim, batch, epochs, warmup_epochs, lr);
         apply!(c, a, lr_scaling, optimizer, momentum, weight_decay, eta, tau, jitter_strength, jitter_p, gray_p, flip_p);
-        apply!(c, a, crop_min_scale, blur_p, seed, knn_k, knn_t, knn_every, keep);
+        apply!(c, a, crop_min_scale, seed, knn_k, knn_t, knn_every, keep);
         if a.data.is_some() {
             c.data = a.data.clone();
         }
@@ -133,6 +133,9 @@ impl TrainArgs {
         }
         if a.max_steps.is_some() {
             c.max_steps = a.max_steps;
+        }
+        if a.blur_p.is_some() {
+            c.blur_p = a.blur_p;
         }
         if a.no_download {
             c.download = false;

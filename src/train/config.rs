@@ -40,8 +40,8 @@ pub struct TrainConfig {
     pub gray_p: f32,
     pub flip_p: f32,
     pub crop_min_scale: f32,
-    /// Gaussian blur probability (SimCLR turns it off at 32 px).
-    pub blur_p: f32,
+    /// Gaussian blur probability; unset: 0.5 above 32 px, off at 32 px (as SimCLR).
+    pub blur_p: Option<f32>,
     pub seed: u64,
     pub knn_k: usize,
     pub knn_t: f32,
@@ -85,7 +85,7 @@ impl Default for TrainConfig {
             gray_p: 0.2,
             flip_p: 0.5,
             crop_min_scale: 0.08,
-            blur_p: 0.0,
+            blur_p: None,
             seed: 0,
             knn_k: 200,
             knn_t: 0.1,

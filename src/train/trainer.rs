@@ -77,7 +77,7 @@ pub fn load_train_data(cfg: &TrainConfig) -> Result<Dataset> {
         Err(e) => return Err(e.context(format!("CIFAR-10 not found in {} and --no-download was given", dir.display()))),
     };
     Ok(match cfg.limit_train {
-        Some(n) if n < ds.len() => ds.subset(&(0..n).collect::<Vec<_>>()),
+        Some(n) if n < ds.len() => ds.subset(&(0..n as u32).collect::<Vec<_>>()),
         _ => ds,
     })
 }
@@ -109,8 +109,8 @@ impl Trainer {
         }
         let model = Model::new(&gpu, &cfg.model(), 2 * n, cfg.seed)?;
         let images = GpuImages::upload(&gpu, &train)?;
-        let aug_cfg = augment_config(&cfg, &train);
-        let augmenter = Augmenter::new(&gpu, &images, model.input(), aug_cfg)?;
+        let aug_cfg = augment_config(&cfg);
+        let augmenter = Augmenter::new(&gpu, &images, model.input(), &aug_cfg)?;
         let loss = NtXent::new(&gpu, model.output(), model.output_grad(), 2, cfg.tau)?;
         let opt = Optimizer::new(&gpu, &optim_config(&cfg)?, param_slots(&model))?;
         let stats = Tensor::zeros(&gpu, "step.stats", &[2])?;
@@ -123,7 +123,7 @@ impl Trainer {
         step_program.copy_at(&loss.loss.buffer, 0, &stats.buffer, 0, 4);
         step_program.copy_at(&loss.accuracy.buffer, 0, &stats.buffer, 4, 4);
         let readback = LaggedReadback::new(&gpu, 8, 2);
-        let sampler = Sampler::new(train.len(), n, cfg.seed, true);
+        let sampler = Sampler::new(train.len(), n, true, cfg.seed)?;
         let steps_per_epoch = train.len() / n;
         let total_steps = steps_per_epoch * cfg.epochs;
         let metrics = Metrics::open(&cfg.run_dir())?;
@@ -174,7 +174,7 @@ impl Trainer {
     fn batch_indices(&mut self, step: usize) -> Vec<u32> {
         let (e, k) = (step / self.steps_per_epoch, step % self.steps_per_epoch);
         if self.epoch_batches.0 != e {
-            self.epoch_batches = (e, self.sampler.batches(e));
+            self.epoch_batches = (e, self.sampler.batches(e as u64));
         }
         self.epoch_batches.1[k].clone()
     }
@@ -186,7 +186,7 @@ impl Trainer {
         let mut rng = batch_rng(self.cfg.seed, step as u64);
         self.augmenter.prepare(&self.gpu, &idx, &mut rng)?;
         let lr = self.lr_at(step);
-        self.opt.set_lr(&self.gpu, lr as f32);
+        self.opt.set_step(&self.gpu, lr as f32, step);
         self.lr_of_step.insert(step, (lr, Instant::now()));
         let done = self.readback.submit(&self.gpu, &self.step_program, &self.stats.buffer, step as u64)?;
         self.step += 1;
@@ -362,16 +362,16 @@ fn lr_scaling(cfg: &TrainConfig) -> schedule::LrScaling {
     }
 }
 
-pub fn augment_config(cfg: &TrainConfig, ds: &Dataset) -> AugmentConfig {
-    let mut a = AugmentConfig::default_for(cfg.image_size);
+pub fn augment_config(cfg: &TrainConfig) -> AugmentConfig {
+    let mut a = AugmentConfig::for_size(cfg.image_size);
     a.jitter_strength = cfg.jitter_strength;
     a.jitter_p = cfg.jitter_p;
     a.gray_p = cfg.gray_p;
     a.flip_p = cfg.flip_p;
     a.crop_scale.0 = cfg.crop_min_scale;
-    a.blur_p = cfg.blur_p;
-    a.mean = ds.mean;
-    a.std = ds.std;
+    if let Some(p) = cfg.blur_p {
+        a.blur_p = p;
+    }
     a
 }
 
@@ -383,7 +383,13 @@ fn optim_config(cfg: &TrainConfig) -> Result<crate::optim::OptimConfig> {
         "adamw" => OptimizerKind::AdamW,
         o => bail!("unknown optimizer '{o}'"),
     };
-    Ok(OptimConfig { kind, momentum: cfg.momentum, weight_decay: cfg.weight_decay, eta: cfg.eta, ..Default::default() })
+    Ok(OptimConfig {
+        kind,
+        momentum: cfg.momentum as f64,
+        weight_decay: cfg.weight_decay as f64,
+        eta: cfg.eta as f64,
+        ..Default::default()
+    })
 }
 
 fn param_slots(model: &Model) -> Vec<crate::optim::ParamSlot> {

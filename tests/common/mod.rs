@@ -15,9 +15,7 @@ pub fn gpu() -> &'static Gpu {
 
 /// `../shared/reference/<file>` (or `$SIMCLR_REFERENCE/<file>`), or None with a message.
 pub fn reference(file: &str) -> Option<Value> {
-    let dir = std::env::var("SIMCLR_REFERENCE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/reference"));
+    let dir = std::env::var("SIMCLR_REFERENCE").map(PathBuf::from).unwrap_or_else(|_| shared_dir().join("reference"));
     let path = dir.join(file);
     match std::fs::read_to_string(&path) {
         Ok(s) => Some(serde_json::from_str(&s).unwrap_or_else(|e| panic!("{}: {e}", path.display()))),
@@ -29,6 +27,16 @@ pub fn reference(file: &str) -> Option<Value> {
             None
         }
     }
+}
+
+/// `shared/` beside the project root (or beside one of its parent folders, for worktrees).
+pub fn shared_dir() -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    root.ancestors()
+        .skip(1)
+        .map(|p| p.join("shared"))
+        .find(|p| p.is_dir())
+        .unwrap_or_else(|| root.join("../shared"))
 }
 
 /// (shape, data) of a `{"shape": [..], "data": [..]}` tensor, or of a plain number list.
