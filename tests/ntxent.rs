@@ -1,15 +1,16 @@
 mod common;
 use common::*;
 use serde_json::Value;
-use simclr_wgpu::gpu::{Gpu, Tensor};
+use simclr_wgpu::gpu::{Gpu, KernelFlavor, Tensor};
 use simclr_wgpu::loss::NtXent;
 use simclr_wgpu::reference::ntxent::{self as cpu, NtXentOut};
 
-/// GPU results of one run: (loss, per_anchor, grad, accuracy).
-fn gpu_ntxent(g: &Gpu, z: &[f32], rows: usize, d: usize, views: usize, tau: f32) -> (f32, Vec<f32>, Vec<f32>, f32) {
+type GpuOut = (f32, Vec<f32>, Vec<f32>, f32);
+
+fn run_flavor(g: &Gpu, flavor: KernelFlavor, z: &[f32], rows: usize, d: usize, views: usize, tau: f32) -> GpuOut {
     let zt = Tensor::from_f32(g, "z", &[rows, d], z).unwrap();
     let dz = Tensor::zeros(g, "dz", &[rows, d]).unwrap();
-    let l = NtXent::new(g, &zt, &dz, views, tau).unwrap();
+    let l = NtXent::with_flavor(g, flavor, &zt, &dz, views, tau).unwrap();
     g.run(l.program()).unwrap();
     (
         l.loss.read_f32(g).unwrap()[0],
@@ -17,6 +18,18 @@ fn gpu_ntxent(g: &Gpu, z: &[f32], rows: usize, d: usize, views: usize, tau: f32)
         dz.read_f32(g).unwrap(),
         l.accuracy.read_f32(g).unwrap()[0],
     )
+}
+
+/// GPU results (loss, per_anchor, grad, accuracy) of the Rows flavour, after checking that
+/// the Tiled flavour (other workgroup size and padding) gives the same within rounding.
+fn gpu_ntxent(g: &Gpu, z: &[f32], rows: usize, d: usize, views: usize, tau: f32) -> GpuOut {
+    let a = run_flavor(g, KernelFlavor::Rows, z, rows, d, views, tau);
+    let b = run_flavor(g, KernelFlavor::Tiled, z, rows, d, views, tau);
+    check("tiled vs rows loss", &[b.0], &[a.0], 1e-6);
+    check("tiled vs rows per-anchor", &b.1, &a.1, 1e-6);
+    check("tiled vs rows grad", &b.2, &a.2, 1e-6);
+    assert_eq!(a.3, b.3, "tiled vs rows accuracy");
+    a
 }
 
 fn f32s(v: &[f64]) -> Vec<f32> {

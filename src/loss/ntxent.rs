@@ -1,7 +1,7 @@
 //! Host side of `shaders/ntxent.wgsl`: NT-Xent and its V-view generalisation, forward and
 //! backward, planned once for given tensors and replayed every step.
 
-use crate::gpu::{grid_1d, Gpu, GpuError, Program, Tensor, Uniform};
+use crate::gpu::{grid_1d, Gpu, GpuError, KernelFlavor, Program, Tensor, Uniform};
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -13,12 +13,25 @@ struct Params {
     a: f32,
     inv_m: f32,
     inv_pos: f32,
-    _pad: u32,
+    mj: u32,
 }
 
-/// Rows are padded to a multiple of the kernel's 16-row tile.
+/// The kernel streams rows in tiles of 16.
 const TILE: usize = 16;
 const WG: u32 = 64;
+/// Anchors per invocation of forward/backward (`R` in the shader).
+const ANCHORS_PER_LANE: usize = 8;
+
+/// Invocations per workgroup of forward/backward, the only difference between the flavours:
+/// the kernel uses no workgroup memory on either (the streamed rows are loaded uniformly by the
+/// whole workgroup, which a GPU's cache broadcasts). CPU drivers run a workgroup on one core, so
+/// smaller groups spread a small batch over more cores; GPUs want whole warps.
+fn lanes(flavor: KernelFlavor) -> usize {
+    match flavor {
+        KernelFlavor::Rows => 16,
+        KernelFlavor::Tiled => 64,
+    }
+}
 
 /// NT-Xent over z = [V·N, d] (row v·N + i is view v of image i): the mean over all V·N anchors
 /// of −mean_{p∈P(i)} s_ip/τ + log Σ_{j≠i} exp(s_ij/τ), with s the cosine similarities.
@@ -43,6 +56,18 @@ impl NtXent {
     /// Plan the loss for embeddings `z` [V·N, d]; the backward pass writes dloss/dz into `dz`
     /// (overwritten, same shape). All buffers and dispatches are created here.
     pub fn new(gpu: &Gpu, z: &Tensor, dz: &Tensor, views: usize, tau: f32) -> Result<Self, GpuError> {
+        Self::with_flavor(gpu, gpu.flavor, z, dz, views, tau)
+    }
+
+    /// `new` with an explicit kernel flavour (tests run both).
+    pub fn with_flavor(
+        gpu: &Gpu,
+        flavor: KernelFlavor,
+        z: &Tensor,
+        dz: &Tensor,
+        views: usize,
+        tau: f32,
+    ) -> Result<Self, GpuError> {
         const OP: &str = "NT-Xent";
         if z.shape.len() != 2 || z.shape[0] == 0 || z.shape[1] == 0 {
             return Err(GpuError::shapes(OP, (&z.name, &z.shape), ("[views·N, d]", &[])));
@@ -75,7 +100,9 @@ impl NtXent {
                 format!("{m}×{d} embeddings are too many for 32-bit indices"),
             ));
         }
-        let mp = m.div_ceil(TILE) * TILE;
+        // Anchors are padded to whole workgroups so padding invocations need no special case.
+        let per_group = ANCHORS_PER_LANE * lanes(flavor);
+        let mp = m.div_ceil(per_group) * per_group;
         let u = Uniform::new(
             gpu,
             "ntxent.params",
@@ -87,24 +114,24 @@ impl NtXent {
                 a: 1.0 / tau,
                 inv_m: 1.0 / m as f32,
                 inv_pos: 1.0 / (views - 1) as f32,
-                _pad: 0,
+                mj: m.div_ceil(TILE) as u32 * TILE as u32,
             },
         );
-        let znt = Tensor::zeros(gpu, "ntxent.normalized_t", &[d, mp])?;
+        let zn = Tensor::zeros(gpu, "ntxent.normalized", &[mp, d])?;
         let norm = Tensor::zeros(gpu, "ntxent.norm", &[mp])?;
         let lse = Tensor::zeros(gpu, "ntxent.logsumexp", &[mp])?;
         let hit = Tensor::zeros(gpu, "ntxent.hit", &[m])?;
-        let gt = Tensor::zeros(gpu, "ntxent.grad_normalized_t", &[d, mp])?;
+        let gt = Tensor::zeros(gpu, "ntxent.grad_normalized", &[mp, d])?;
         let loss = Tensor::zeros(gpu, "ntxent.loss", &[1])?;
         let per_anchor = Tensor::zeros(gpu, "ntxent.per_anchor", &[m])?;
         let accuracy = Tensor::zeros(gpu, "ntxent.accuracy", &[1])?;
-        // Binding order of shaders/ntxent.wgsl; znt and lse are bound twice (scalar and vec4 views).
+        // Binding order of shaders/ntxent.wgsl; zn and lse are bound twice (scalar and vec4 views).
         let b = [
             &u.buffer,
             &z.buffer,
-            &znt.buffer,
-            &znt.buffer,
-            &znt.buffer,
+            &zn.buffer,
+            &zn.buffer,
+            &zn.buffer,
             &norm.buffer,
             &lse.buffer,
             &lse.buffer,
@@ -115,11 +142,12 @@ impl NtXent {
             &loss.buffer,
             &accuracy.buffer,
         ];
-        let rows = |n: usize| grid_1d((n as u32).div_ceil(WG));
-        let normalize = gpu.launch("ntxent", "normalize", &b, rows(mp))?;
-        let fwd = gpu.launch("ntxent", "forward", &b, rows(m))?;
+        let normalize = gpu.launch("ntxent", "normalize", &b, grid_1d((mp as u32).div_ceil(WG)))?;
         let finalize = gpu.launch("ntxent", "finalize", &b, [1, 1, 1])?;
-        let bwd = gpu.launch("ntxent", "backward", &b, rows(m))?;
+        let lanes = [("LANES", lanes(flavor) as f64)];
+        let anchor_grid = grid_1d((mp / per_group) as u32);
+        let fwd = gpu.dispatch(&gpu.kernel_with("ntxent", "forward", &lanes)?, &b, anchor_grid)?;
+        let bwd = gpu.dispatch(&gpu.kernel_with("ntxent", "backward", &lanes)?, &b, anchor_grid)?;
         let mut forward = Program::new();
         forward.push(normalize);
         forward.push(fwd);
