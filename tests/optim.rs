@@ -204,8 +204,8 @@ fn gpu_matches_cpu_on_large_and_odd_tensors() {
                 })
                 .collect();
             let cpu_trust = pair.step(g, &grads, lr, step);
-            for k in 0..tensors.len() {
-                let what = format!("{kind:?} step {} {}", step + 1, tensors[k].0);
+            for (k, t) in tensors.iter().enumerate() {
+                let what = format!("{kind:?} step {} {}", step + 1, t.0);
                 check(
                     &what,
                     &pair.opt.params()[k].param.read_f32(g).unwrap(),

@@ -34,9 +34,9 @@ pub fn cross_entropy(logits: &[f32], labels: &[usize], k: usize) -> CrossEntropy
         let lse = mx + x.iter().map(|v| (v - mx).exp()).sum::<f64>().ln();
         out.per_sample[r] = lse - x[labels[r]];
         out.pred[r] = arg;
-        for c in 0..k {
+        for (c, &xc) in x.iter().enumerate() {
             let onehot = if c == labels[r] { 1.0 } else { 0.0 };
-            out.dlogits[r * k + c] = ((x[c] - lse).exp() - onehot) / b as f64;
+            out.dlogits[r * k + c] = ((xc - lse).exp() - onehot) / b as f64;
         }
     }
     out.loss = out.per_sample.iter().sum::<f64>() / b as f64;

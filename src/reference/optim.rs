@@ -57,8 +57,8 @@ pub fn lars_step(s: &mut Slot, grad: &[f32], h: &Hyper) -> f64 {
     } else {
         h.eta * wn / gn
     };
-    for i in 0..g.len() {
-        s.state1[i] = h.momentum * s.state1[i] + h.lr * trust * g[i];
+    for (i, &gi) in g.iter().enumerate() {
+        s.state1[i] = h.momentum * s.state1[i] + h.lr * trust * gi;
         s.param[i] -= s.state1[i];
     }
     trust
@@ -68,8 +68,8 @@ pub fn lars_step(s: &mut Slot, grad: &[f32], h: &Hyper) -> f64 {
 /// (torch sets v = g on the first step, which equals this from a zero buffer.)
 pub fn sgd_step(s: &mut Slot, grad: &[f32], h: &Hyper) {
     let wd = s.wd(h);
-    for i in 0..grad.len() {
-        s.state1[i] = h.momentum * s.state1[i] + grad[i] as f64 + wd * s.param[i];
+    for (i, &gi) in grad.iter().enumerate() {
+        s.state1[i] = h.momentum * s.state1[i] + gi as f64 + wd * s.param[i];
         s.param[i] -= h.lr * s.state1[i];
     }
 }
