@@ -2,9 +2,12 @@
 //! Layers (imports point down only): cli → train/eval → nn/loss/optim/augment → data → gpu;
 //! `reference` holds the plain-Rust CPU maths every kernel is tested against.
 
+pub mod bench;
 pub mod cli;
 pub mod eval;
 pub mod gpu;
+pub mod loss;
 pub mod nn;
+pub mod optim;
 pub mod reference;
 pub mod train;

@@ -30,6 +30,8 @@ pub enum GpuError {
         right_name: String,
         right: Vec<usize>,
     },
+    #[error("{op}: {reason}")]
+    Invalid { op: String, reason: String },
     #[error("unknown shader '{0}' (not in gpu::SHADERS)")]
     UnknownShader(String),
     #[error("GPU error: {0}")]
@@ -37,6 +39,14 @@ pub enum GpuError {
 }
 
 impl GpuError {
+    /// Shorthand for an invalid argument (a hyper-parameter, a count) of one op.
+    pub fn invalid(op: &str, reason: impl Into<String>) -> Self {
+        GpuError::Invalid {
+            op: op.to_string(),
+            reason: reason.into(),
+        }
+    }
+
     /// Shorthand for a shape mismatch between two named operands of one op.
     pub fn shapes(op: &str, a: (&str, &[usize]), b: (&str, &[usize])) -> Self {
         GpuError::ShapeMismatch {

@@ -1,4 +1,7 @@
 //! Plain-Rust CPU references of every op: the maths written once, slowly and clearly.
 //! Tests compare each GPU kernel with these and these with PyTorch's values.
 
+pub mod cross_entropy;
 pub mod elementwise;
+pub mod ntxent;
+pub mod optim;

@@ -1,0 +1,3 @@
+//! Benchmarks (`simclr bench ...`): timings, never asserted in tests.
+
+pub mod loss;
