@@ -2,3 +2,5 @@
 
 pub mod batchnorm;
 pub mod elementwise;
+pub mod l2norm;
+pub mod pool;
