@@ -16,7 +16,7 @@ const MAX_SPLITS: usize = 256;
 /// the cores busy (~32 in all), each invocation covering ≥ 1024 values.
 const CPU_GROUPS: usize = 32;
 const CPU_PER_THREAD: usize = 1024;
-/// Upper bound on apply workgroups (the grid-stride loop covers the rest).
+/// Upper bound on apply workgroups (each invocation then loops over its segment).
 const MAX_APPLY_GROUPS: usize = 4096;
 /// Values per apply invocation at the least.
 const APPLY_PER_THREAD: usize = 4;

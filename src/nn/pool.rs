@@ -26,7 +26,7 @@ const MAX_PLANES_Y: usize = 65535;
 
 /// Output size of a 3×3, stride-2, padding-1 max-pool: floor((H + 2 − 3) / 2) + 1.
 pub fn maxpool_out_hw(h: usize, w: usize) -> (usize, usize) {
-    ((h + 1) / 2, (w + 1) / 2)
+    (h.div_ceil(2), w.div_ceil(2))
 }
 
 fn nchw(op: &str, t: &Tensor) -> Result<(usize, usize, usize, usize), GpuError> {

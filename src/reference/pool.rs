@@ -3,8 +3,8 @@
 
 /// Output size of the 3×3, stride-2, padding-1 max-pool: floor((H + 2 − 3) / 2) + 1.
 pub fn maxpool_out_hw(h: usize, w: usize) -> (usize, usize) {
-    // (H − 1) / 2 + 1, written so that H = 0 gives 0.
-    ((h + 1) / 2, (w + 1) / 2)
+    // = (H − 1) / 2 + 1 for H ≥ 1, and 0 for H = 0.
+    (h.div_ceil(2), w.div_ceil(2))
 }
 
 /// (y, argmax) with argmax = h·W + w in the input plane. Padding acts as −inf; the window is
