@@ -2,6 +2,9 @@
 //! backward; `graph` strings them into a model, `arch` builds the encoders and the head.
 
 pub mod arch;
+pub mod batchnorm;
 pub mod elementwise;
 pub mod graph;
+pub mod l2norm;
 pub mod model;
+pub mod pool;

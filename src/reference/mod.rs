@@ -1,7 +1,11 @@
 //! Plain-Rust CPU references of every op: the maths written once, slowly and clearly.
 //! Tests compare each GPU kernel with these and these with PyTorch's values.
 
+pub mod batchnorm;
 pub mod cross_entropy;
 pub mod elementwise;
+pub mod l2norm;
 pub mod ntxent;
 pub mod optim;
+pub mod pool;
+pub mod graph;
