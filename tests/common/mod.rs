@@ -96,7 +96,8 @@ impl Rng {
     }
     /// Uniform in [-1, 1).
     pub fn uniform(&mut self) -> f32 {
-        (self.next_u32() as f32 / (1u64 << 31) as f32) - 1.0
+        // next_u32 yields 31 random bits.
+        (self.next_u32() as f32 / (1u64 << 30) as f32) - 1.0
     }
     pub fn vec(&mut self, n: usize) -> Vec<f32> {
         (0..n).map(|_| self.uniform()).collect()
