@@ -1,0 +1,3 @@
+//! Benchmarks (not timed tests).
+
+pub mod augment;
