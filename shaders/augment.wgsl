@@ -4,8 +4,10 @@
 //   random resized crop (bilinear, half-pixel centres, no antialias) → horizontal flip →
 //   colour jitter (brightness, contrast, saturation, hue in a per-view order, each clamped) →
 //   grayscale → Gaussian blur (reflect padding) → (x - mean) / std.
-// Dispatch order: contrast_mean_* (the per-view mean that contrast blends with), augment, and,
-// when blur is enabled, blur_h then blur_v. Blurred views go through `out` un-normalised.
+// Dispatch order: contrast_mean (the per-view mean that contrast blends with), augment, and, when
+// blur is enabled, blur_h then blur_v; blurred views go through `out` un-normalised. Each has a
+// per-pixel (or per-view workgroup) entry for GPUs and a `_rows` entry for CPU drivers, where one
+// invocation loops over a row (or a view) and per-invocation overhead dominates.
 
 struct Params {
     n: u32,          // images in this batch; views = 2n
@@ -52,6 +54,7 @@ struct View {
 @group(0) @binding(3) var<storage, read_write> means: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 @group(0) @binding(5) var<storage, read_write> scratch: array<f32>;
+@group(0) @binding(6) var<storage, read> weights: array<f32>;  // per view: radius + 1 blur weights
 
 const OP_CONTRAST: u32 = 1u;
 
@@ -248,7 +251,24 @@ fn plane(view: u32, ch: u32) -> u32 {
     return (view * 3u + ch) * p.size * p.size;
 }
 
-// One invocation per output pixel: crop, flip, jitter, grayscale; normalised unless blurred next.
+// Output pixel (oy, ox) of view `view`: crop, flip, jitter, grayscale; normalised unless blurred
+// next (then the blur passes normalise).
+fn augment_pixel(view: u32, v: View, mean: f32, oy: u32, ox: u32) {
+    let sx = select(ox, p.size - 1u - ox, v.flip != 0u);
+    var c = jitter(v, resized(v, oy, sx), mean, false);
+    if (v.gray != 0u) {
+        c = vec3<f32>(gray(c));
+    }
+    if (v.sigma <= 0.0) {
+        c = normalised(c);
+    }
+    let px = oy * p.size + ox;
+    out[plane(view, 0u) + px] = c.x;
+    out[plane(view, 1u) + px] = c.y;
+    out[plane(view, 2u) + px] = c.z;
+}
+
+// One invocation per output pixel (GPUs).
 @compute @workgroup_size(256)
 fn augment(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = pixel_index(gid, nwg);
@@ -258,20 +278,22 @@ fn augment(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
     }
     let view = i / ss;
     let px = i % ss;
-    let oy = px / p.size;
-    let ox = px % p.size;
+    augment_pixel(view, views[view], means[view], px / p.size, px % p.size);
+}
+
+// One invocation per output row (CPU drivers: the view is read once per row).
+@compute @workgroup_size(64)
+fn augment_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let r = gid.x + gid.y * nwg.x * 64u;
+    if (r >= 2u * p.n * p.size) {
+        return;
+    }
+    let view = r / p.size;
     let v = views[view];
-    let sx = select(ox, p.size - 1u - ox, v.flip != 0u);
-    var c = jitter(v, resized(v, oy, sx), means[view], false);
-    if (v.gray != 0u) {
-        c = vec3<f32>(gray(c));
+    let mean = means[view];
+    for (var ox = 0u; ox < p.size; ox++) {
+        augment_pixel(view, v, mean, r % p.size, ox);
     }
-    if (v.sigma <= 0.0) {
-        c = normalised(c);
-    }
-    out[plane(view, 0u) + px] = c.x;
-    out[plane(view, 1u) + px] = c.y;
-    out[plane(view, 2u) + px] = c.z;
 }
 
 // Reflect padding without repeating the edge: x[-1] = x[1], x[n] = x[n - 2].
@@ -287,69 +309,82 @@ fn reflect_index(i: i32, n: i32) -> u32 {
     return u32(j);
 }
 
-fn gauss(k: i32, sigma: f32) -> f32 {
-    let x = f32(k) / sigma;
-    return exp(-0.5 * x * x);
+// Normalised Gaussian weight of offset k for view `view` (host-computed, k = 0..=radius).
+fn weight(view: u32, k: i32) -> f32 {
+    return weights[view * (p.radius + 1u) + u32(abs(k))];
 }
 
-// Horizontal pass of the separable Gaussian blur, out → scratch, blurred views only.
-@compute @workgroup_size(256)
-fn blur_h(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = pixel_index(gid, nwg);
-    let ss = p.size * p.size;
-    if (i >= 2u * p.n * ss) {
-        return;
-    }
-    let view = i / ss;
-    let sigma = views[view].sigma;
-    if (sigma <= 0.0) {
-        return;
-    }
-    let px = i % ss;
-    let row = px - px % p.size;
-    let ox = i32(px % p.size);
+// Horizontal pass of the separable blur at one pixel: out → scratch.
+fn blur_h_pixel(view: u32, oy: u32, ox: u32) {
     let r = i32(p.radius);
-    var norm = 0.0;
+    let row = oy * p.size;
     var acc = vec3<f32>(0.0);
     for (var k = -r; k <= r; k++) {
-        let w = gauss(k, sigma);
-        let x = row + reflect_index(ox + k, i32(p.size));
-        norm += w;
-        acc += w * vec3<f32>(out[plane(view, 0u) + x], out[plane(view, 1u) + x], out[plane(view, 2u) + x]);
+        let x = row + reflect_index(i32(ox) + k, i32(p.size));
+        let c = vec3<f32>(out[plane(view, 0u) + x], out[plane(view, 1u) + x], out[plane(view, 2u) + x]);
+        acc += weight(view, k) * c;
     }
-    acc /= norm;
+    let px = row + ox;
     scratch[plane(view, 0u) + px] = acc.x;
     scratch[plane(view, 1u) + px] = acc.y;
     scratch[plane(view, 2u) + px] = acc.z;
 }
 
-// Vertical pass, scratch → out, then normalisation.
+// Vertical pass at one pixel: scratch → out, then normalisation.
+fn blur_v_pixel(view: u32, oy: u32, ox: u32) {
+    let r = i32(p.radius);
+    var acc = vec3<f32>(0.0);
+    for (var k = -r; k <= r; k++) {
+        let y = reflect_index(i32(oy) + k, i32(p.size)) * p.size + ox;
+        let c = vec3<f32>(scratch[plane(view, 0u) + y], scratch[plane(view, 1u) + y], scratch[plane(view, 2u) + y]);
+        acc += weight(view, k) * c;
+    }
+    let c = normalised(acc);
+    let px = oy * p.size + ox;
+    out[plane(view, 0u) + px] = c.x;
+    out[plane(view, 1u) + px] = c.y;
+    out[plane(view, 2u) + px] = c.z;
+}
+
+// Blur entry points: per pixel (GPUs) or per row (CPU drivers); unblurred views return at once.
+@compute @workgroup_size(256)
+fn blur_h(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = pixel_index(gid, nwg);
+    let ss = p.size * p.size;
+    if (i >= 2u * p.n * ss || views[i / ss].sigma <= 0.0) {
+        return;
+    }
+    blur_h_pixel(i / ss, (i % ss) / p.size, i % p.size);
+}
+
 @compute @workgroup_size(256)
 fn blur_v(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = pixel_index(gid, nwg);
     let ss = p.size * p.size;
-    if (i >= 2u * p.n * ss) {
+    if (i >= 2u * p.n * ss || views[i / ss].sigma <= 0.0) {
         return;
     }
-    let view = i / ss;
-    let sigma = views[view].sigma;
-    if (sigma <= 0.0) {
+    blur_v_pixel(i / ss, (i % ss) / p.size, i % p.size);
+}
+
+@compute @workgroup_size(64)
+fn blur_h_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let r = gid.x + gid.y * nwg.x * 64u;
+    if (r >= 2u * p.n * p.size || views[r / p.size].sigma <= 0.0) {
         return;
     }
-    let px = i % ss;
-    let ox = px % p.size;
-    let oy = i32(px / p.size);
-    let r = i32(p.radius);
-    var norm = 0.0;
-    var acc = vec3<f32>(0.0);
-    for (var k = -r; k <= r; k++) {
-        let w = gauss(k, sigma);
-        let y = reflect_index(oy + k, i32(p.size)) * p.size + ox;
-        norm += w;
-        acc += w * vec3<f32>(scratch[plane(view, 0u) + y], scratch[plane(view, 1u) + y], scratch[plane(view, 2u) + y]);
+    for (var ox = 0u; ox < p.size; ox++) {
+        blur_h_pixel(r / p.size, r % p.size, ox);
     }
-    let c = normalised(acc / norm);
-    out[plane(view, 0u) + px] = c.x;
-    out[plane(view, 1u) + px] = c.y;
-    out[plane(view, 2u) + px] = c.z;
+}
+
+@compute @workgroup_size(64)
+fn blur_v_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let r = gid.x + gid.y * nwg.x * 64u;
+    if (r >= 2u * p.n * p.size || views[r / p.size].sigma <= 0.0) {
+        return;
+    }
+    for (var ox = 0u; ox < p.size; ox++) {
+        blur_v_pixel(r / p.size, r % p.size, ox);
+    }
 }

@@ -3,9 +3,11 @@
 //! (`pipeline`, `shaders/augment.wgsl`), and a headless preview grid (`preview`).
 //! The CPU reference of the whole pipeline is `reference::augment`.
 
+mod images;
 pub mod params;
 mod pipeline;
 pub mod preview;
 
+pub use images::GpuImages;
 pub use params::{batch_rng, sample_batch, sample_crop, sample_params, AugmentConfig, CropBox, Jitter, ViewParams};
-pub use pipeline::{Augmenter, GpuImages};
+pub use pipeline::Augmenter;

@@ -59,7 +59,7 @@ impl AugmentConfig {
     /// Side of the Gaussian kernel: the setting, or int(0.1 × out_size) made odd (at least 1).
     pub fn blur_kernel_size(&self) -> usize {
         let k = self.blur_kernel.unwrap_or(self.out_size / 10).max(1);
-        if k % 2 == 0 {
+        if k.is_multiple_of(2) {
             k + 1
         } else {
             k

@@ -1,135 +1,9 @@
-//! Host side of `shaders/augment.wgsl`: the images on the GPU and the per-batch augmentation pass.
+//! Host side of `shaders/augment.wgsl`: the per-batch augmentation pass.
 
+use super::images::{GpuImages, Store};
 use super::params::{sample_batch, AugmentConfig, ViewParams};
-use crate::data::Dataset;
 use crate::gpu::{grid_1d, Gpu, GpuError, KernelFlavor, Program, Tensor, Uniform};
 use std::sync::Arc;
-
-/// A dataset's images on the device as packed RGB bytes (4 per u32 word, each image starting on a
-/// word), uploaded once. When they exceed the device's binding limit they stay on the host and
-/// each batch's images are streamed into a fixed staging tensor by `Augmenter::prepare`.
-pub struct GpuImages {
-    pub count: usize,
-    pub height: usize,
-    pub width: usize,
-    /// The dataset's channel statistics, used to normalise the views.
-    pub mean: [f32; 3],
-    pub std: [f32; 3],
-    /// u32 words per image.
-    pub(crate) stride: usize,
-    /// The images are f32 HWC values instead of bytes (reference checks on float inputs).
-    pub(crate) src_float: bool,
-    pub(crate) store: Store,
-}
-
-pub(crate) enum Store {
-    Resident(Tensor),
-    Streamed(Arc<Vec<u32>>),
-}
-
-/// Pack RGB bytes into little-endian u32 words, `stride` words per image.
-fn pack(ds: &Dataset, stride: usize) -> Vec<u32> {
-    let mut words = vec![0u32; ds.len() * stride];
-    for (i, w) in words.chunks_exact_mut(stride).enumerate() {
-        for (k, b) in ds.image(i).chunks(4).enumerate() {
-            let mut q = [0u8; 4];
-            q[..b.len()].copy_from_slice(b);
-            w[k] = u32::from_le_bytes(q);
-        }
-    }
-    words
-}
-
-impl GpuImages {
-    /// Upload `ds`: resident when it fits in one storage binding, streamed otherwise.
-    pub fn upload(gpu: &Gpu, ds: &Dataset) -> Result<GpuImages, GpuError> {
-        let stride = ds.image_bytes().div_ceil(4);
-        let bytes = (ds.len() * stride * 4) as u64;
-        let limit = gpu
-            .limits
-            .max_storage_buffer_binding_size
-            .min(gpu.limits.max_buffer_size);
-        if bytes <= limit {
-            Self::build(gpu, ds, pack(ds, stride), stride, false, true)
-        } else {
-            Self::build(gpu, ds, pack(ds, stride), stride, false, false)
-        }
-    }
-
-    /// Keep the images on the host and stream each batch (saves device memory; tests use it to
-    /// check that both paths agree).
-    pub fn upload_streamed(gpu: &Gpu, ds: &Dataset) -> Result<GpuImages, GpuError> {
-        let stride = ds.image_bytes().div_ceil(4);
-        Self::build(gpu, ds, pack(ds, stride), stride, false, false)
-    }
-
-    /// Float images (`count`×H×W×3 values in [0, 1], HWC) instead of bytes, resident. For checking
-    /// the pass against reference values computed on float inputs.
-    pub fn from_f32(gpu: &Gpu, hwc: &[f32], count: usize, height: usize, width: usize) -> Result<GpuImages, GpuError> {
-        let stride = height * width * 3;
-        if hwc.len() != count * stride {
-            return Err(GpuError::shapes(
-                "GpuImages::from_f32",
-                ("the data", &[hwc.len()]),
-                ("count×H×W×3", &[count, height, width, 3]),
-            ));
-        }
-        let t = Tensor::from_f32(gpu, "images.f32", &[hwc.len()], hwc)?;
-        Ok(GpuImages {
-            count,
-            height,
-            width,
-            mean: [0.0; 3],
-            std: [1.0; 3],
-            stride,
-            src_float: true,
-            store: Store::Resident(t),
-        })
-    }
-
-    fn build(
-        gpu: &Gpu,
-        ds: &Dataset,
-        words: Vec<u32>,
-        stride: usize,
-        src_float: bool,
-        resident: bool,
-    ) -> Result<GpuImages, GpuError> {
-        if ds.is_empty() {
-            return Err(GpuError::Device(format!(
-                "dataset '{}' has no images to upload",
-                ds.name
-            )));
-        }
-        let store = if resident {
-            let t = Tensor::zeros(gpu, "images", &[words.len()])?;
-            // In slices, so wgpu's staging copy stays small.
-            const CHUNK: usize = 4 << 20;
-            for (k, c) in words.chunks(CHUNK).enumerate() {
-                gpu.queue
-                    .write_buffer(&t.buffer, (k * CHUNK * 4) as u64, bytemuck::cast_slice(c));
-            }
-            Store::Resident(t)
-        } else {
-            Store::Streamed(Arc::new(words))
-        };
-        Ok(GpuImages {
-            count: ds.len(),
-            height: ds.height,
-            width: ds.width,
-            mean: ds.mean,
-            std: ds.std,
-            stride,
-            src_float,
-            store,
-        })
-    }
-
-    /// True when the images live on the device (false: streamed per batch).
-    pub fn is_resident(&self) -> bool {
-        matches!(self.store, Store::Resident(_))
-    }
-}
 
 #[repr(C)]
 #[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
@@ -212,9 +86,26 @@ pub struct Augmenter {
     /// Streaming: the staging tensor (N images), the host images and a reusable host buffer.
     staging: Option<(Tensor, Arc<Vec<u32>>, Vec<u32>)>,
     program: Program,
+    radius: usize,
+    blur: Option<Blur>,
     // Kept alive for the bind groups in `program`.
     _means: Tensor,
-    _scratch: Option<Tensor>,
+}
+
+/// Blur buffers: the intermediate of the separable passes and the per-view weights.
+struct Blur {
+    scratch: Tensor,
+    weights: Tensor,
+    host: Vec<f32>,
+}
+
+/// Normalised Gaussian weights for offsets 0..=radius (the kernel is symmetric), in f64.
+fn half_kernel(radius: usize, sigma: f32, out: &mut [f32]) {
+    let w = |k: usize| (-0.5 * (k as f64 / sigma as f64).powi(2)).exp();
+    let sum: f64 = w(0) + 2.0 * (1..=radius).map(w).sum::<f64>();
+    for (k, o) in out.iter_mut().enumerate() {
+        *o = (w(k) / sum) as f32;
+    }
 }
 
 impl Augmenter {
@@ -249,8 +140,13 @@ impl Augmenter {
         let max_views = rows as u32;
         let views = Tensor::zeros(gpu, "augment.views", &[rows * 16])?;
         let means = Tensor::zeros(gpu, "augment.means", &[rows])?;
-        let scratch = if cfg.blur_p > 0.0 {
-            Some(Tensor::zeros(gpu, "augment.scratch", &out.shape)?)
+        let radius = cfg.blur_kernel_size() / 2;
+        let blur = if cfg.blur_p > 0.0 {
+            Some(Blur {
+                scratch: Tensor::zeros(gpu, "augment.scratch", &out.shape)?,
+                weights: Tensor::zeros(gpu, "augment.blur_weights", &[rows * (radius + 1)])?,
+                host: vec![0.0; rows * (radius + 1)],
+            })
         } else {
             None
         };
@@ -269,20 +165,23 @@ impl Augmenter {
             src_w: images.width as u32,
             stride: images.stride as u32,
             src_float: images.src_float as u32,
-            radius: (cfg.blur_kernel_size() / 2) as u32,
+            radius: radius as u32,
             mean: images.mean,
             std: images.std,
             ..Default::default()
         };
         let uniform = Uniform::new(gpu, "augment.params", &params);
-        let scratch_buf = scratch.as_ref().unwrap_or(out).buffer.clone();
+        // Without blur, bindings 5 and 6 are used by no planned entry point (so never bound).
+        let scratch_buf = blur.as_ref().map_or(&out.buffer, |b| &b.scratch.buffer);
+        let weights_buf = blur.as_ref().map_or(&out.buffer, |b| &b.weights.buffer);
         let buffers = [
             &uniform.buffer,
             &src_buffer,
             &views.buffer,
             &means.buffer,
             &out.buffer,
-            &scratch_buf,
+            scratch_buf,
+            weights_buf,
         ];
         let pixels = max_views * (s * s) as u32;
         let mut program = Program::new();
@@ -295,10 +194,27 @@ impl Augmenter {
             )?,
             KernelFlavor::Tiled => gpu.launch("augment", "contrast_mean_tiled", &buffers, grid_1d(max_views))?,
         });
-        program.push(gpu.launch("augment", "augment", &buffers, grid_1d(pixels.div_ceil(256)))?);
-        if scratch.is_some() {
-            program.push(gpu.launch("augment", "blur_h", &buffers, grid_1d(pixels.div_ceil(256)))?);
-            program.push(gpu.launch("augment", "blur_v", &buffers, grid_1d(pixels.div_ceil(256)))?);
+        program.push(match flavor {
+            KernelFlavor::Rows => gpu.launch(
+                "augment",
+                "augment_rows",
+                &buffers,
+                grid_1d((max_views * s as u32).div_ceil(64)),
+            )?,
+            KernelFlavor::Tiled => gpu.launch("augment", "augment", &buffers, grid_1d(pixels.div_ceil(256)))?,
+        });
+        if blur.is_some() {
+            for entry in ["blur_h", "blur_v"] {
+                program.push(match flavor {
+                    KernelFlavor::Rows => gpu.launch(
+                        "augment",
+                        &format!("{entry}_rows"),
+                        &buffers,
+                        grid_1d((max_views * s as u32).div_ceil(64)),
+                    )?,
+                    KernelFlavor::Tiled => gpu.launch("augment", entry, &buffers, grid_1d(pixels.div_ceil(256)))?,
+                });
+            }
         }
         Ok(Augmenter {
             cfg: cfg.clone(),
@@ -315,8 +231,9 @@ impl Augmenter {
             host_views: vec![GpuView::default(); rows],
             staging,
             program,
+            radius,
+            blur,
             _means: means,
-            _scratch: scratch,
         })
     }
 
@@ -389,6 +306,18 @@ impl Augmenter {
             gpu.queue
                 .write_buffer(&self.views.buffer, 0, bytemuck::cast_slice(&self.host_views[..2 * n]));
         }
+        if let Some(b) = &mut self.blur {
+            let k = self.radius + 1;
+            for (r, v) in params.iter().enumerate() {
+                if v.blur_sigma > 0.0 {
+                    half_kernel(self.radius, v.blur_sigma, &mut b.host[r * k..(r + 1) * k]);
+                }
+            }
+            if n > 0 {
+                gpu.queue
+                    .write_buffer(&b.weights.buffer, 0, bytemuck::cast_slice(&b.host[..2 * n * k]));
+            }
+        }
         self.params.n = n as u32;
         self.uniform.write(gpu, &self.params);
         Ok(())
@@ -415,7 +344,7 @@ impl Augmenter {
         if !v.blur_sigma.is_finite() || v.blur_sigma < 0.0 {
             anyhow::bail!("blur sigma {} must be >= 0", v.blur_sigma);
         }
-        if v.blur_sigma > 0.0 && self._scratch.is_none() {
+        if v.blur_sigma > 0.0 && self.blur.is_none() {
             anyhow::bail!("the view is blurred but the augmenter was planned with blur_p = 0");
         }
         Ok(())

@@ -2,7 +2,7 @@
 //! image) and every view's parameters as JSON. Same seed → same bytes.
 
 use super::params::{batch_rng, sample_batch, AugmentConfig, ViewParams};
-use super::pipeline::{Augmenter, GpuImages};
+use super::{Augmenter, GpuImages};
 use crate::data::{Dataset, Sampler};
 use crate::gpu::{Gpu, Tensor};
 use image::{Rgb, RgbImage};
@@ -67,8 +67,8 @@ struct Report<'a> {
     rows: Vec<Row>,
 }
 
-/// The preview grid and its JSON description.
-pub fn preview(gpu: &Gpu, ds: &Dataset, opts: &PreviewOptions) -> anyhow::Result<(RgbImage, serde_json::Value)> {
+/// The preview grid and its JSON description (pretty-printed, fields in declaration order).
+pub fn preview(gpu: &Gpu, ds: &Dataset, opts: &PreviewOptions) -> anyhow::Result<(RgbImage, String)> {
     if opts.n == 0 {
         anyhow::bail!("--n must be at least 1");
     }
@@ -104,16 +104,25 @@ pub fn preview(gpu: &Gpu, ds: &Dataset, opts: &PreviewOptions) -> anyhow::Result
         columns: ["original", "view 1", "view 2"],
         rows,
     };
-    Ok((png, serde_json::to_value(report)?))
+    Ok((png, serde_json::to_string_pretty(&report)? + "\n"))
 }
 
 const GAP: u32 = 4;
 const BACKGROUND: Rgb<u8> = Rgb([40, 40, 40]);
 
-/// Draw `w`×`h` pixels from `px(y, x)` into `img` at (x0, y0), upscaled by `f` and centred in a
-/// `cell`×`cell` square.
-fn blit(img: &mut RgbImage, x0: u32, y0: u32, cell: u32, h: u32, w: u32, f: u32, px: impl Fn(u32, u32) -> [u8; 3]) {
-    let (ox, oy) = (x0 + (cell - w * f) / 2, y0 + (cell - h * f) / 2);
+/// A square grid cell: top-left corner and side in pixels.
+#[derive(Clone, Copy)]
+struct Cell {
+    x: u32,
+    y: u32,
+    side: u32,
+}
+
+/// Draw `h`×`w` pixels from `px(y, x)` into `cell`, upscaled by the largest integer factor that
+/// fits (nearest neighbour) and centred.
+fn blit(img: &mut RgbImage, cell: Cell, h: u32, w: u32, px: impl Fn(u32, u32) -> [u8; 3]) {
+    let f = (cell.side / h.max(w)).max(1);
+    let (ox, oy) = (cell.x + (cell.side - w * f) / 2, cell.y + (cell.side - h * f) / 2);
     for y in 0..h * f {
         for x in 0..w * f {
             img.put_pixel(ox + x, oy + y, Rgb(px(y / f, x / f)));
@@ -134,16 +143,19 @@ pub fn grid(ds: &Dataset, views: &[f32], size: usize, scale: usize) -> RgbImage 
     for r in 0..n {
         let y0 = GAP + r as u32 * (cell + GAP);
         let src = ds.image(r);
-        let fo = cell / ds.height.max(ds.width) as u32;
         let w = ds.width;
-        blit(&mut img, GAP, y0, cell, ds.height as u32, w as u32, fo, |y, x| {
+        let at = |col: u32| Cell {
+            x: GAP + col * (cell + GAP),
+            y: y0,
+            side: cell,
+        };
+        blit(&mut img, at(0), ds.height as u32, w as u32, |y, x| {
             let i = (y as usize * w + x as usize) * 3;
             [src[i], src[i + 1], src[i + 2]]
         });
         for (col, row) in [r, n + r].into_iter().enumerate() {
             let v = &views[row * 3 * plane..(row + 1) * 3 * plane];
-            let x0 = GAP + (col as u32 + 1) * (cell + GAP);
-            blit(&mut img, x0, y0, cell, s, s, cell / s, |y, x| {
+            blit(&mut img, at(col as u32 + 1), s, s, |y, x| {
                 let i = (y * s + x) as usize;
                 [to_u8(v[i]), to_u8(v[plane + i]), to_u8(v[2 * plane + i])]
             });

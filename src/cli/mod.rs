@@ -1,5 +1,7 @@
 //! The `simclr` command line: parses arguments and calls the layers below.
 
+pub mod augment;
+pub mod data;
 mod devices;
 
 use crate::gpu::{BackendChoice, DeviceOptions, Gpu};
@@ -45,10 +47,16 @@ impl DeviceArgs {
 pub enum Command {
     /// List every GPU adapter wgpu can see, with its limits and optional features.
     Devices(devices::DevicesArgs),
+    /// Download or inspect datasets.
+    Data(data::DataArgs),
+    /// Write a preview grid of augmented pairs (original | view 1 | view 2) and their parameters.
+    Augment(augment::AugmentArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Devices(a) => devices::run(&cli.device, &a),
+        Command::Data(a) => data::run(&a),
+        Command::Augment(a) => augment::run(&cli.device, &a),
     }
 }

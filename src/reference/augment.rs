@@ -210,6 +210,7 @@ pub fn normalize(img: &mut [f32], mean: [f32; 3], std: [f32; 3]) {
 
 /// One view of a 3×H×W float image: crop + resize to `size`, flip, colour jitter in its order,
 /// grayscale, blur (kernel `blur_kernel`), normalisation. The GPU pass must equal this.
+#[allow(clippy::too_many_arguments)]
 pub fn augment_view(
     img: &[f32],
     h: usize,
