@@ -371,3 +371,55 @@ fn download_fetches_checks_and_unpacks_from_a_local_server() {
     );
     assert!(err.contains("404") && err.contains("cifar-100-binary.tar.gz"), "{err}");
 }
+
+#[test]
+fn stl10_and_cifar100_layouts_decode_to_hwc() {
+    let dir = scratch("stl10");
+    let d = dir.join("stl10_binary");
+    std::fs::create_dir_all(&d).unwrap();
+    // Pixel value from (image, channel, row, col); STL-10 stores each plane column-major.
+    let f = |i: usize, c: usize, row: usize, col: usize| ((i * 7 + c * 50 + row * 3 + col * 5) % 256) as u8;
+    let mut x = Vec::new();
+    for i in 0..2 {
+        for c in 0..3 {
+            for col in 0..96 {
+                for row in 0..96 {
+                    x.push(f(i, c, row, col));
+                }
+            }
+        }
+    }
+    std::fs::write(d.join("train_X.bin"), &x).unwrap();
+    std::fs::write(d.join("unlabeled_X.bin"), &x).unwrap();
+    std::fs::write(d.join("train_y.bin"), [3u8, 10]).unwrap();
+    let ds = data::load(DatasetKind::Stl10, &dir, Split::Train).unwrap();
+    assert_eq!((ds.len(), ds.height, ds.width), (2, 96, 96));
+    assert_eq!(ds.labels.as_deref(), Some(&[2, 9][..]));
+    for (i, row, col) in [(0, 0, 1), (1, 5, 90), (1, 95, 0)] {
+        let px = &ds.image(i)[(row * 96 + col) * 3..][..3];
+        assert_eq!(
+            px,
+            [f(i, 0, row, col), f(i, 1, row, col), f(i, 2, row, col)],
+            "image {i} ({row}, {col})"
+        );
+    }
+    let un = data::load(DatasetKind::Stl10, &d, Split::Unlabeled).unwrap();
+    assert_eq!((un.len(), un.labels.is_none()), (2, true));
+    assert_eq!(un.images, ds.images);
+    std::fs::write(d.join("train_y.bin"), [3u8, 0]).unwrap();
+    let err = format!("{:#}", data::load(DatasetKind::Stl10, &dir, Split::Train).unwrap_err());
+    assert!(err.contains("train_y.bin") && err.contains("label 0"), "{err}");
+    std::fs::write(d.join("train_X.bin"), &x[..1000]).unwrap();
+    let err = format!("{:#}", data::load(DatasetKind::Stl10, &dir, Split::Train).unwrap_err());
+    assert!(err.contains("train_X.bin") && err.contains("1000 bytes"), "{err}");
+
+    let dir = scratch("cifar100");
+    let d = dir.join("cifar-100-binary");
+    std::fs::create_dir_all(&d).unwrap();
+    let mut rec = vec![4u8, 87];
+    rec.extend((0..3072).map(|i| (i / 1024 * 100 + i % 1024 % 7) as u8));
+    std::fs::write(d.join("test.bin"), &rec).unwrap();
+    let ds = data::load(DatasetKind::Cifar100, &dir, Split::Test).unwrap();
+    assert_eq!((ds.len(), ds.label(0), ds.classes.len()), (1, Some(87), 100));
+    assert_eq!(&ds.image(0)[..6], &[0, 100, 200, 1, 101, 201]);
+}
