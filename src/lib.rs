@@ -2,8 +2,10 @@
 //! Layers (imports point down only): cli → train/eval → nn/loss/optim/augment → data → gpu;
 //! `reference` holds the plain-Rust CPU maths every kernel is tested against.
 
+pub mod augment;
 pub mod bench;
 pub mod cli;
+pub mod data;
 pub mod eval;
 pub mod gpu;
 pub mod loss;

@@ -1,5 +1,7 @@
 //! The `simclr` command line: parses arguments and calls the layers below.
 
+pub mod augment;
+pub mod data;
 mod devices;
 mod eval;
 mod train;
@@ -52,6 +54,10 @@ pub enum Command {
     /// Evaluate a trained encoder.
     #[command(subcommand)]
     Eval(eval::EvalCommand),
+    /// Download or inspect datasets.
+    Data(data::DataArgs),
+    /// Write a preview grid of augmented pairs (original | view 1 | view 2) and their parameters.
+    Augment(augment::AugmentArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -59,5 +65,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Devices(a) => devices::run(&cli.device, &a),
         Command::Train(a) => train::run(&cli.device, &a),
         Command::Eval(c) => eval::run(&cli.device, &c),
+        Command::Data(a) => data::run(&a),
+        Command::Augment(a) => augment::run(&cli.device, &a),
     }
 }

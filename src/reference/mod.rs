@@ -1,6 +1,7 @@
 //! Plain-Rust CPU references of every op: the maths written once, slowly and clearly.
 //! Tests compare each GPU kernel with these and these with PyTorch's values.
 
+pub mod augment;
 pub mod batchnorm;
 pub mod cross_entropy;
 pub mod elementwise;
