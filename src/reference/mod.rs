@@ -2,3 +2,4 @@
 //! Tests compare each GPU kernel with these and these with PyTorch's values.
 
 pub mod elementwise;
+pub mod matmul;
