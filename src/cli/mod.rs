@@ -1,5 +1,6 @@
 //! The `simclr` command line: parses arguments and calls the layers below.
 
+mod bench;
 mod devices;
 
 use crate::gpu::{BackendChoice, DeviceOptions, Gpu};
@@ -45,10 +46,13 @@ impl DeviceArgs {
 pub enum Command {
     /// List every GPU adapter wgpu can see, with its limits and optional features.
     Devices(devices::DevicesArgs),
+    /// Benchmarks on the selected adapter (`simclr bench kernels`).
+    Bench(bench::BenchArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Devices(a) => devices::run(&cli.device, &a),
+        Command::Bench(a) => bench::run(&cli.device, &a),
     }
 }
