@@ -93,14 +93,21 @@ fn matmul_tiled(
         }
         workgroupBarrier();
     }
-    for (var i = 0u; i < 4u; i++) {
-        let r = row0 + ty + 16u * i;
-        if (r >= p.m) { break; }
-        for (var j = 0u; j < 4u; j++) {
-            let col = col0 + tx + 16u * j;
-            if (col < p.n) { c[r * p.n + col] = epilogue(acc[i][j], col); }
-        }
-    }
+    // Constant indices only, so that the accumulators stay in registers.
+    store_tiled(row0 + ty, col0 + tx, acc[0]);
+    store_tiled(row0 + ty + 16u, col0 + tx, acc[1]);
+    store_tiled(row0 + ty + 32u, col0 + tx, acc[2]);
+    store_tiled(row0 + ty + 48u, col0 + tx, acc[3]);
+}
+
+// Columns col, col+16, col+32, col+48 of one row.
+fn store_tiled(row: u32, col: u32, v: vec4<f32>) {
+    if (row >= p.m) { return; }
+    let o = row * p.n;
+    if (col < p.n) { c[o + col] = epilogue(v.x, col); }
+    if (col + 16u < p.n) { c[o + col + 16u] = epilogue(v.y, col + 16u); }
+    if (col + 32u < p.n) { c[o + col + 32u] = epilogue(v.z, col + 32u); }
+    if (col + 48u < p.n) { c[o + col + 48u] = epilogue(v.w, col + 48u); }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -155,13 +162,21 @@ fn matmul_rows(
         }
     }
     for (var r = 0u; r < RM; r++) {
-        let row = row0 + r;
-        if (row >= p.m) { break; }
-        for (var j = 0u; j < 8u; j++) {
-            let col = col0 + j;
-            if (col < p.n) { c[row * p.n + col] = epilogue(acc[r][j / 4u][j % 4u], col); }
-        }
+        if (row0 + r < p.m) { store_rows(row0 + r, col0, acc[r][0], acc[r][1]); }
     }
+}
+
+// Columns col .. col+7 of one row.
+fn store_rows(row: u32, col: u32, v0: vec4<f32>, v1: vec4<f32>) {
+    let o = row * p.n;
+    if (col < p.n) { c[o + col] = epilogue(v0.x, col); }
+    if (col + 1u < p.n) { c[o + col + 1u] = epilogue(v0.y, col + 1u); }
+    if (col + 2u < p.n) { c[o + col + 2u] = epilogue(v0.z, col + 2u); }
+    if (col + 3u < p.n) { c[o + col + 3u] = epilogue(v0.w, col + 3u); }
+    if (col + 4u < p.n) { c[o + col + 4u] = epilogue(v1.x, col + 4u); }
+    if (col + 5u < p.n) { c[o + col + 5u] = epilogue(v1.y, col + 5u); }
+    if (col + 6u < p.n) { c[o + col + 6u] = epilogue(v1.z, col + 6u); }
+    if (col + 7u < p.n) { c[o + col + 7u] = epilogue(v1.w, col + 7u); }
 }
 
 // ---------------------------------------------------------------------------------------------
