@@ -2,6 +2,7 @@
 
 pub mod augment;
 pub mod data;
+mod bench;
 mod devices;
 mod eval;
 mod train;
@@ -58,6 +59,8 @@ pub enum Command {
     Data(data::DataArgs),
     /// Write a preview grid of augmented pairs (original | view 1 | view 2) and their parameters.
     Augment(augment::AugmentArgs),
+    /// Benchmarks on the selected adapter (`simclr bench kernels`).
+    Bench(bench::BenchArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -67,5 +70,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Eval(c) => eval::run(&cli.device, &c),
         Command::Data(a) => data::run(&a),
         Command::Augment(a) => augment::run(&cli.device, &a),
+        Command::Bench(a) => bench::run(&cli.device, &a),
     }
 }

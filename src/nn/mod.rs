@@ -6,5 +6,7 @@ pub mod batchnorm;
 pub mod elementwise;
 pub mod graph;
 pub mod l2norm;
+pub mod linear;
+pub mod matmul;
 pub mod model;
 pub mod pool;

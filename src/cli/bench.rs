@@ -1,0 +1,41 @@
+use super::DeviceArgs;
+use crate::bench;
+
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub which: BenchCommand,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum BenchCommand {
+    /// GFLOP/s of the matmul kernels (both flavours) and the dispatch round-trip time.
+    Kernels(KernelsArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct KernelsArgs {
+    /// Matrix size n of the n×n×n products.
+    #[arg(long, default_value_t = 1024)]
+    pub size: usize,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(dev: &DeviceArgs, args: &BenchArgs) -> anyhow::Result<()> {
+    let gpu = dev.open()?;
+    let (rows, json) = match &args.which {
+        BenchCommand::Kernels(k) => {
+            anyhow::ensure!(k.size > 0, "--size must be at least 1");
+            (bench::kernels::run(&gpu, k.size)?, k.json)
+        }
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        println!("{} ({:?} kernels selected)\n", gpu.describe(), gpu.flavor);
+        print!("{}", bench::format_table(&rows));
+    }
+    Ok(())
+}
