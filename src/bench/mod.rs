@@ -6,6 +6,7 @@
 pub mod augment;
 pub mod kernels;
 pub mod loss;
+pub mod train;
 
 use crate::gpu::{Gpu, Program};
 use std::time::Instant;

@@ -11,6 +11,12 @@ pub struct BenchArgs {
 pub enum BenchCommand {
     /// GFLOP/s of the matmul kernels (both flavours) and the dispatch round-trip time.
     Kernels(KernelsArgs),
+    /// NT-Xent forward+backward time at N = 256, 1024, 4096 (d = 128).
+    Loss,
+    /// Augmented images/s at batch 512 for 32 px and 96 px outputs.
+    Augment,
+    /// Images/s of the full training step, with and without augmentation.
+    Train(super::bench_train::BenchTrainArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -26,6 +32,19 @@ pub struct KernelsArgs {
 pub fn run(dev: &DeviceArgs, args: &BenchArgs) -> anyhow::Result<()> {
     let gpu = dev.open()?;
     let (rows, json) = match &args.which {
+        BenchCommand::Loss => {
+            println!("{}\nNT-Xent forward+backward, d = 128 (median):", gpu.describe());
+            for (name, secs) in bench::loss::bench_loss(&gpu)? {
+                println!("  {name:<24} {:>10.2} ms", secs * 1e3);
+            }
+            return Ok(());
+        }
+        BenchCommand::Augment => {
+            println!("{}", gpu.describe());
+            println!("{}", bench::augment::bench_augment(&gpu)?);
+            return Ok(());
+        }
+        BenchCommand::Train(a) => return super::bench_train::run(gpu, a),
         BenchCommand::Kernels(k) => {
             anyhow::ensure!(k.size > 0, "--size must be at least 1");
             (bench::kernels::run(&gpu, k.size)?, k.json)

@@ -3,6 +3,7 @@
 pub mod augment;
 pub mod data;
 mod bench;
+mod bench_train;
 mod devices;
 mod eval;
 mod train;

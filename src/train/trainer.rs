@@ -116,10 +116,7 @@ impl Trainer {
         let stats = Tensor::zeros(&gpu, "step.stats", &[2])?;
         let mut step_program = Program::new();
         step_program.extend(augmenter.program());
-        step_program.extend(model.forward_train());
-        step_program.extend(loss.program());
-        step_program.extend(model.backward());
-        step_program.extend(opt.program());
+        step_program.extend(&compute_program(&model, &loss, &opt));
         step_program.copy_at(&loss.loss.buffer, 0, &stats.buffer, 0, 4);
         step_program.copy_at(&loss.accuracy.buffer, 0, &stats.buffer, 4, 4);
         let readback = LaggedReadback::new(&gpu, 8, 2);
@@ -352,6 +349,16 @@ impl Trainer {
         }
         Ok(())
     }
+}
+
+/// Forward both views → NT-Xent → backward → optimizer (a step without the augmentation).
+pub fn compute_program(model: &Model, loss: &NtXent, opt: &Optimizer) -> Program {
+    let mut p = Program::new();
+    p.extend(model.forward_train());
+    p.extend(loss.program());
+    p.extend(model.backward());
+    p.extend(opt.program());
+    p
 }
 
 fn lr_scaling(cfg: &TrainConfig) -> schedule::LrScaling {
