@@ -4,6 +4,7 @@
 //! does not dominate.
 
 pub mod augment;
+pub mod conv;
 pub mod kernels;
 pub mod loss;
 pub mod train;

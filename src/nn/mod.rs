@@ -3,6 +3,7 @@
 
 pub mod arch;
 pub mod batchnorm;
+pub mod conv2d;
 pub mod elementwise;
 pub mod graph;
 pub mod l2norm;

@@ -3,6 +3,7 @@
 
 pub mod augment;
 pub mod batchnorm;
+pub mod conv2d;
 pub mod cross_entropy;
 pub mod elementwise;
 pub mod graph;
