@@ -16,7 +16,7 @@ pub struct Model {
 /// β = 0, and torch.nn.Linear's default U(±1/√fan_in) for linear weights and biases.
 pub fn init_params(g: &Graph, seed: u64) -> Vec<Vec<f32>> {
     let mut rng = rand_pcg::Pcg64::seed_from_u64(seed);
-    let mut normal = move |rng: &mut rand_pcg::Pcg64| -> f32 {
+    let normal = move |rng: &mut rand_pcg::Pcg64| -> f32 {
         // Box–Muller; u1 in (0, 1] so the log is finite.
         let u1: f64 = 1.0 - rng.random::<f64>();
         let u2: f64 = rng.random::<f64>();

@@ -55,6 +55,8 @@ pub struct Trainer {
     lr_of_step: BTreeMap<usize, (f64, Instant)>,
     last_time: Option<Instant>,
     pub last_record: Option<StepRecord>,
+    /// The augmentation parameters of the latest step's views (for display).
+    pub last_views: Vec<crate::augment::ViewParams>,
 }
 
 /// Per-sample bytes of the largest activation: what bounds the batch on a device.
@@ -146,6 +148,7 @@ impl Trainer {
             lr_of_step: BTreeMap::new(),
             last_time: None,
             last_record: None,
+            last_views: Vec::new(),
         })
     }
 
@@ -181,7 +184,7 @@ impl Trainer {
         let step = self.step;
         let idx = self.batch_indices(step);
         let mut rng = batch_rng(self.cfg.seed, step as u64);
-        self.augmenter.prepare(&self.gpu, &idx, &mut rng)?;
+        self.last_views = self.augmenter.prepare(&self.gpu, &idx, &mut rng);
         let lr = self.lr_at(step);
         self.opt.set_step(&self.gpu, lr as f32, step);
         self.lr_of_step.insert(step, (lr, Instant::now()));
