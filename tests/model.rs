@@ -22,7 +22,10 @@ fn check_model(cfg: &ModelConfig, batch: usize, samples_per_param: usize) {
     model.output_grad().write_f32(g, &r);
     g.run(model.backward()).unwrap();
 
-    let params64: Vec<Vec<f64>> = init_params(&graph, 11).iter().map(|p| p.iter().map(|&v| v as f64).collect()).collect();
+    let params64: Vec<Vec<f64>> = init_params(&graph, 11)
+        .iter()
+        .map(|p| p.iter().map(|&v| v as f64).collect())
+        .collect();
     let x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
     let r64: Vec<f64> = r.iter().map(|&v| v as f64).collect();
     let objective = |p: &[Vec<f64>]| -> f64 {
@@ -31,7 +34,12 @@ fn check_model(cfg: &ModelConfig, batch: usize, samples_per_param: usize) {
     };
     // The CPU forward reproduces the GPU forward.
     let z_gpu = model.output().read_f32(g).unwrap();
-    let z_cpu: Vec<f32> = forward_f64(&graph, &params64, &x64, batch).last().unwrap().iter().map(|&v| v as f32).collect();
+    let z_cpu: Vec<f32> = forward_f64(&graph, &params64, &x64, batch)
+        .last()
+        .unwrap()
+        .iter()
+        .map(|&v| v as f32)
+        .collect();
     assert_close("model output z", &z_gpu, &z_cpu, 1e-3, 1e-4);
 
     let eps = 1e-4;

@@ -147,7 +147,12 @@ fn v_views_gpu_matches_cpu_on_odd_sizes() {
         check(&format!("{what} loss"), &[gl], &[c.loss as f32], 1e-4);
         check(&format!("{what} per-anchor"), &gp, &f32s(&c.per_anchor), 1e-4);
         check(&format!("{what} grad"), &gg, &f32s(&c.grad), 2e-4);
-        assert_eq!(ga, c.accuracy as f32, "{what} accuracy");
+        // A count over rows: equal up to the rounding of the final division.
+        assert!(
+            (ga - c.accuracy as f32).abs() <= 1e-6,
+            "{what} accuracy: {ga} vs {}",
+            c.accuracy
+        );
     }
 }
 

@@ -42,7 +42,9 @@ pub fn run(dev: &DeviceArgs, cmd: &EvalCommand) -> Result<()> {
             let dir = data::resolve_data_dir(a.data.as_deref().or(side.config.data.as_deref()));
             let train = data::load(DatasetKind::Cifar10, &dir, Split::Train)?;
             let test = data::load(DatasetKind::Cifar10, &dir, Split::Test)?;
-            let (Some(ltr), Some(lte)) = (&train.labels, &test.labels) else { bail!("kNN needs labelled data") };
+            let (Some(ltr), Some(lte)) = (&train.labels, &test.labels) else {
+                bail!("kNN needs labelled data")
+            };
             let d = model.features().shape[1];
             let n_tr = a.limit_train.unwrap_or(train.len()).min(train.len());
             let n_te = a.limit_test.unwrap_or(test.len()).min(test.len());
@@ -50,9 +52,26 @@ pub fn run(dev: &DeviceArgs, cmd: &EvalCommand) -> Result<()> {
             let mut fte = extract_features(&gpu, &model, &test, Some(n_te))?;
             knn::l2_normalize_rows(&mut ftr, d);
             knn::l2_normalize_rows(&mut fte, d);
-            let r = knn::knn_eval(&gpu, &ftr, &ltr[..n_tr], &fte, &lte[..n_te], d, test.classes.len().max(10), a.k, a.t)?;
-            println!("kNN (k={}, T={}): top-1 {:.2}%  top-5 {:.2}%  ({} train, {} test)", r.k, r.t, 100.0 * r.top1,
-                100.0 * r.top5, r.n_train, r.n_test);
+            let r = knn::knn_eval(
+                &gpu,
+                &ftr,
+                &ltr[..n_tr],
+                &fte,
+                &lte[..n_te],
+                d,
+                test.classes.len().max(10),
+                a.k,
+                a.t,
+            )?;
+            println!(
+                "kNN (k={}, T={}): top-1 {:.2}%  top-5 {:.2}%  ({} train, {} test)",
+                r.k,
+                r.t,
+                100.0 * r.top1,
+                100.0 * r.top5,
+                r.n_train,
+                r.n_test
+            );
             let side_path = crate::train::checkpoint::resolve(&a.checkpoint)?;
             let out = side_path.with_file_name("eval_knn.json");
             crate::train::checkpoint::atomic_write(&out, serde_json::to_string_pretty(&r)?.as_bytes())?;

@@ -1,9 +1,9 @@
 //! The `simclr` command line: parses arguments and calls the layers below.
 
 pub mod augment;
-pub mod data;
 mod bench;
 mod bench_train;
+pub mod data;
 mod devices;
 mod eval;
 mod train;

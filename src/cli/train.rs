@@ -116,8 +116,35 @@ impl TrainArgs {
             None => TrainConfig::default(),
         };
         let a = self;
-        apply!(c, a, name, runs_dir, arch, width, image_size, head_layers, out_dim, batch, epochs, warmup_epochs, lr);
-        apply!(c, a, lr_scaling, optimizer, momentum, weight_decay, eta, tau, jitter_strength, jitter_p, gray_p, flip_p);
+        apply!(
+            c,
+            a,
+            name,
+            runs_dir,
+            arch,
+            width,
+            image_size,
+            head_layers,
+            out_dim,
+            batch,
+            epochs,
+            warmup_epochs,
+            lr
+        );
+        apply!(
+            c,
+            a,
+            lr_scaling,
+            optimizer,
+            momentum,
+            weight_decay,
+            eta,
+            tau,
+            jitter_strength,
+            jitter_p,
+            gray_p,
+            flip_p
+        );
         apply!(c, a, crop_min_scale, seed, knn_k, knn_t, knn_every, keep);
         if a.data.is_some() {
             c.data = a.data.clone();
@@ -147,7 +174,11 @@ impl TrainArgs {
 
 pub fn run(dev: &DeviceArgs, args: &TrainArgs) -> Result<()> {
     // Settings are checked before any GPU work.
-    let cfg = if args.resume.is_none() { Some(args.to_config()?) } else { None };
+    let cfg = if args.resume.is_none() {
+        Some(args.to_config()?)
+    } else {
+        None
+    };
     let gpu = Arc::new(dev.open()?);
     eprintln!("device: {}", gpu.describe());
     let mut trainer = match &args.resume {
@@ -169,7 +200,11 @@ pub fn run(dev: &DeviceArgs, args: &TrainArgs) -> Result<()> {
         eprintln!(
             "note: '{}' is a software (CPU) adapter: training will be slow. {}",
             gpu.info.name,
-            if c.arch != Arch::Tiny { "Consider --arch tiny." } else { "" }
+            if c.arch != Arch::Tiny {
+                "Consider --arch tiny."
+            } else {
+                ""
+            }
         );
     }
     let stop = Arc::new(AtomicBool::new(false));
@@ -182,8 +217,15 @@ pub fn run(dev: &DeviceArgs, args: &TrainArgs) -> Result<()> {
             eprintln!("\nCtrl-C: finishing the step and writing a checkpoint (press again to quit at once)");
         });
     }
-    let end = c.max_steps.map(|m| m.min(trainer.total_steps)).unwrap_or(trainer.total_steps);
-    let bar = if args.quiet { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(end as u64) };
+    let end = c
+        .max_steps
+        .map(|m| m.min(trainer.total_steps))
+        .unwrap_or(trainer.total_steps);
+    let bar = if args.quiet {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new(end as u64)
+    };
     bar.set_style(
         indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} steps  {msg}  ETA {eta}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
@@ -193,9 +235,15 @@ pub fn run(dev: &DeviceArgs, args: &TrainArgs) -> Result<()> {
     let mut estimated = false;
     let mut on_step = |t: &Trainer, r: &StepRecord| {
         bar.set_position(r.step as u64 + 1);
-        bar.set_message(format!("epoch {} loss {:.4} pos-acc {:.3} {:.0} img/s", r.epoch, r.loss, r.pos_acc, r.images_per_s));
+        bar.set_message(format!(
+            "epoch {} loss {:.4} pos-acc {:.3} {:.0} img/s",
+            r.epoch, r.loss, r.pos_acc, r.images_per_s
+        ));
         if args.quiet && r.step % 20 == 0 {
-            eprintln!("step {} epoch {} loss {:.4} lr {:.4} {:.0} img/s", r.step, r.epoch, r.loss, r.lr, r.images_per_s);
+            eprintln!(
+                "step {} epoch {} loss {:.4} lr {:.4} {:.0} img/s",
+                r.step, r.epoch, r.loss, r.lr, r.images_per_s
+            );
         }
         if !estimated && r.images_per_s > 0.0 && r.step >= 2 {
             estimated = true;

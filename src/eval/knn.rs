@@ -66,8 +66,14 @@ pub fn knn_eval(
     t: f32,
 ) -> Result<KnnResult> {
     let (n_train, n_test) = (train_labels.len(), test_labels.len());
-    anyhow::ensure!(train.len() == n_train * d && test.len() == n_test * d, "kNN: feature/label counts differ");
-    anyhow::ensure!(n_train > 0 && n_test > 0, "kNN needs at least one train and one test image");
+    anyhow::ensure!(
+        train.len() == n_train * d && test.len() == n_test * d,
+        "kNN: feature/label counts differ"
+    );
+    anyhow::ensure!(
+        n_train > 0 && n_test > 0,
+        "kNN needs at least one train and one test image"
+    );
     // Blocks sized to stay well inside the storage-binding limit.
     let limit = (gpu.limits.max_storage_buffer_binding_size / 4) as usize;
     let train_chunk = n_train.min((limit / 2 / d).max(1));
@@ -78,7 +84,12 @@ pub fn knn_eval(
     let mut chunks = Vec::new();
     for start in (0..n_train).step_by(train_chunk) {
         let rows = train_chunk.min(n_train - start);
-        let t_train = Tensor::from_f32(gpu, "knn.train_chunk", &[rows, d], &train[start * d..(start + rows) * d])?;
+        let t_train = Tensor::from_f32(
+            gpu,
+            "knn.train_chunk",
+            &[rows, d],
+            &train[start * d..(start + rows) * d],
+        )?;
         let sims = Tensor::zeros(gpu, "knn.similarity", &[test_block, rows])?;
         let prog: Program = matmul(gpu, &test_t, &t_train, &sims, false, true)?;
         chunks.push((start, rows, sims, prog, t_train));
@@ -93,7 +104,11 @@ pub fn knn_eval(
             gpu.run(prog)?;
             let s = sims.read_f32(gpu)?;
             for (r, b) in best.iter_mut().enumerate() {
-                b.extend(top_k(&s[r * rows..(r + 1) * rows], k_eff).into_iter().map(|(v, i)| (v, i + start)));
+                b.extend(
+                    top_k(&s[r * rows..(r + 1) * rows], k_eff)
+                        .into_iter()
+                        .map(|(v, i)| (v, i + start)),
+                );
                 if chunks.len() > 1 {
                     *b = top_k_pairs(b, k_eff);
                 }

@@ -189,7 +189,13 @@ pub enum Cmd {
     Dispatch(Dispatch),
     /// Fill a buffer with zeros (for kernels that accumulate).
     Clear(wgpu::Buffer),
-    Copy { src: wgpu::Buffer, src_offset: u64, dst: wgpu::Buffer, dst_offset: u64, bytes: u64 },
+    Copy {
+        src: wgpu::Buffer,
+        src_offset: u64,
+        dst: wgpu::Buffer,
+        dst_offset: u64,
+        bytes: u64,
+    },
 }
 
 /// An ordered list of commands, recorded into one command encoder; consecutive dispatches
@@ -214,7 +220,13 @@ impl Program {
     }
     /// Copy `bytes` from `src[src_offset..]` to `dst[dst_offset..]` (offsets multiples of 4).
     pub fn copy_at(&mut self, src: &wgpu::Buffer, src_offset: u64, dst: &wgpu::Buffer, dst_offset: u64, bytes: u64) {
-        self.cmds.push(Cmd::Copy { src: src.clone(), src_offset, dst: dst.clone(), dst_offset, bytes });
+        self.cmds.push(Cmd::Copy {
+            src: src.clone(),
+            src_offset,
+            dst: dst.clone(),
+            dst_offset,
+            bytes,
+        });
     }
     pub fn extend(&mut self, other: &Program) {
         self.cmds.extend(other.cmds.iter().cloned());
@@ -243,7 +255,13 @@ impl Program {
                     enc.clear_buffer(b, 0, None);
                     i += 1;
                 }
-                Cmd::Copy { src, src_offset, dst, dst_offset, bytes } => {
+                Cmd::Copy {
+                    src,
+                    src_offset,
+                    dst,
+                    dst_offset,
+                    bytes,
+                } => {
                     enc.copy_buffer_to_buffer(src, *src_offset, dst, *dst_offset, *bytes);
                     i += 1;
                 }

@@ -10,7 +10,7 @@ pub mod tensor;
 
 pub use device::{adapter_report, AdapterReport, BackendChoice, DeviceOptions, Gpu, KernelFlavor};
 pub use error::GpuError;
-pub use readback::LaggedReadback;
 pub use kernel::{grid_1d, validate_wgsl, Cmd, Dispatch, Kernel, Program, Uniform};
+pub use readback::LaggedReadback;
 pub use shaders::{shader_source, SHADERS};
 pub use tensor::Tensor;

@@ -36,18 +36,31 @@ impl LaggedReadback {
             })
             .collect();
         let free = (0..slots.len()).rev().collect();
-        LaggedReadback { slots, free, inflight: VecDeque::new(), bytes }
+        LaggedReadback {
+            slots,
+            free,
+            inflight: VecDeque::new(),
+            bytes,
+        }
     }
 
     /// Submit `program` followed by a copy of the first `bytes` of `src` into a free slot.
     /// When all slots are in flight, the oldest is collected first (returned).
-    pub fn submit(&mut self, gpu: &Gpu, program: &Program, src: &wgpu::Buffer, tag: u64) -> Result<Vec<(u64, Vec<u8>)>, GpuError> {
+    pub fn submit(
+        &mut self,
+        gpu: &Gpu,
+        program: &Program,
+        src: &wgpu::Buffer,
+        tag: u64,
+    ) -> Result<Vec<(u64, Vec<u8>)>, GpuError> {
         let mut done = Vec::new();
         if self.free.is_empty() {
             done = self.collect(gpu, self.inflight.len() - 1)?;
         }
         let slot = self.free.pop().expect("a free slot after collecting");
-        let mut enc = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("step") });
+        let mut enc = gpu
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("step") });
         program.record(&mut enc);
         enc.copy_buffer_to_buffer(src, 0, &self.slots[slot], 0, self.bytes);
         let index = gpu.queue.submit([enc.finish()]);
@@ -65,13 +78,20 @@ impl LaggedReadback {
         while self.inflight.len() > keep {
             let f = self.inflight.pop_front().unwrap();
             gpu.device
-                .poll(wgpu::PollType::Wait { submission_index: Some(f.index), timeout: None })
+                .poll(wgpu::PollType::Wait {
+                    submission_index: Some(f.index),
+                    timeout: None,
+                })
                 .map_err(|e| GpuError::Device(e.to_string()))?;
             f.rx.recv()
                 .map_err(|e| GpuError::Device(e.to_string()))?
                 .map_err(|e| GpuError::Device(format!("reading back results: {e}")))?;
             let buf = &self.slots[f.slot];
-            let bytes = buf.slice(..).get_mapped_range().map_err(|e| GpuError::Device(e.to_string()))?.to_vec();
+            let bytes = buf
+                .slice(..)
+                .get_mapped_range()
+                .map_err(|e| GpuError::Device(e.to_string()))?
+                .to_vec();
             buf.unmap();
             self.free.push(f.slot);
             out.push((f.tag, bytes));

@@ -31,7 +31,14 @@ pub struct ModelConfig {
 
 impl Default for ModelConfig {
     fn default() -> Self {
-        ModelConfig { arch: Arch::Resnet18, width: 1.0, image_size: 32, head_layers: 2, head_hidden: None, out_dim: 128 }
+        ModelConfig {
+            arch: Arch::Resnet18,
+            width: 1.0,
+            image_size: 32,
+            head_layers: 2,
+            head_hidden: None,
+            out_dim: 128,
+        }
     }
 }
 
@@ -60,15 +67,35 @@ impl Builder {
         let c = shape[0];
         let gamma = self.g.param(format!("{name}.weight"), vec![c]);
         let beta = self.g.param(format!("{name}.bias"), vec![c]);
-        self.g.bn.push(BnState { prefix: name.to_string(), channels: c });
+        self.g.bn.push(BnState {
+            prefix: name.to_string(),
+            channels: c,
+        });
         let state = self.g.bn.len() - 1;
         let y = self.g.act(shape);
-        self.g.ops.push(Op::BatchNorm { gamma, beta, state, x, y, relu });
+        self.g.ops.push(Op::BatchNorm {
+            gamma,
+            beta,
+            state,
+            x,
+            y,
+            relu,
+        });
         y
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn conv_bn(&mut self, conv: &str, bn: &str, x: ActId, cout: usize, k: usize, s: usize, p: usize, relu: bool) -> ActId {
+    fn conv_bn(
+        &mut self,
+        conv: &str,
+        bn: &str,
+        x: ActId,
+        cout: usize,
+        k: usize,
+        s: usize,
+        p: usize,
+        relu: bool,
+    ) -> ActId {
         let c = self.conv(conv, x, cout, k, s, p);
         self.bn(bn, c, relu)
     }
@@ -90,10 +117,28 @@ impl Builder {
 
     fn basic_block(&mut self, p: &str, x: ActId, planes: usize, stride: usize) -> ActId {
         let cin = self.chw(x).0;
-        let h = self.conv_bn(&format!("{p}.conv1"), &format!("{p}.bn1"), x, planes, 3, stride, 1, true);
+        let h = self.conv_bn(
+            &format!("{p}.conv1"),
+            &format!("{p}.bn1"),
+            x,
+            planes,
+            3,
+            stride,
+            1,
+            true,
+        );
         let h = self.conv_bn(&format!("{p}.conv2"), &format!("{p}.bn2"), h, planes, 3, 1, 1, false);
         let short = if stride != 1 || cin != planes {
-            self.conv_bn(&format!("{p}.downsample.0"), &format!("{p}.downsample.1"), x, planes, 1, stride, 0, false)
+            self.conv_bn(
+                &format!("{p}.downsample.0"),
+                &format!("{p}.downsample.1"),
+                x,
+                planes,
+                1,
+                stride,
+                0,
+                false,
+            )
         } else {
             x
         };
@@ -105,10 +150,28 @@ impl Builder {
         let out = planes * 4;
         let h = self.conv_bn(&format!("{p}.conv1"), &format!("{p}.bn1"), x, planes, 1, 1, 0, true);
         // torchvision (v1.5) strides the 3×3 conv, not the first 1×1.
-        let h = self.conv_bn(&format!("{p}.conv2"), &format!("{p}.bn2"), h, planes, 3, stride, 1, true);
+        let h = self.conv_bn(
+            &format!("{p}.conv2"),
+            &format!("{p}.bn2"),
+            h,
+            planes,
+            3,
+            stride,
+            1,
+            true,
+        );
         let h = self.conv_bn(&format!("{p}.conv3"), &format!("{p}.bn3"), h, out, 1, 1, 0, false);
         let short = if stride != 1 || cin != out {
-            self.conv_bn(&format!("{p}.downsample.0"), &format!("{p}.downsample.1"), x, out, 1, stride, 0, false)
+            self.conv_bn(
+                &format!("{p}.downsample.0"),
+                &format!("{p}.downsample.1"),
+                x,
+                out,
+                1,
+                stride,
+                0,
+                false,
+            )
         } else {
             x
         };
@@ -130,13 +193,24 @@ fn scaled(c: usize, width: f32) -> usize {
 /// Build the encoder + projection head graph.
 pub fn build(cfg: &ModelConfig) -> Graph {
     let s = cfg.image_size;
-    let mut b = Builder { g: Graph::new(&[3, s, s]) };
+    let mut b = Builder {
+        g: Graph::new(&[3, s, s]),
+    };
     let w = cfg.width;
     let mut x = 0;
     match cfg.arch {
         Arch::Tiny => {
             for (i, (c, stride)) in [(32, 1), (64, 2), (128, 2), (256, 2)].into_iter().enumerate() {
-                x = b.conv_bn(&format!("encoder.body.{i}.0"), &format!("encoder.body.{i}.1"), x, scaled(c, w), 3, stride, 1, true);
+                x = b.conv_bn(
+                    &format!("encoder.body.{i}.0"),
+                    &format!("encoder.body.{i}.1"),
+                    x,
+                    scaled(c, w),
+                    3,
+                    stride,
+                    1,
+                    true,
+                );
             }
         }
         Arch::Resnet18 | Arch::Resnet34 | Arch::Resnet50 => {

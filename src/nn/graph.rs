@@ -27,13 +27,41 @@ pub struct BnState {
 
 #[derive(Clone, Debug)]
 pub enum Op {
-    Conv { w: ParamId, geom: conv2d::ConvGeom, x: ActId, y: ActId },
+    Conv {
+        w: ParamId,
+        geom: conv2d::ConvGeom,
+        x: ActId,
+        y: ActId,
+    },
     /// `state` indexes `Graph::bn`; gamma/beta are params.
-    BatchNorm { gamma: ParamId, beta: ParamId, state: usize, x: ActId, y: ActId, relu: bool },
-    Add { a: ActId, b: ActId, y: ActId, relu: bool },
-    MaxPool { x: ActId, y: ActId },
-    AvgPool { x: ActId, y: ActId },
-    Linear { w: ParamId, b: Option<ParamId>, x: ActId, y: ActId },
+    BatchNorm {
+        gamma: ParamId,
+        beta: ParamId,
+        state: usize,
+        x: ActId,
+        y: ActId,
+        relu: bool,
+    },
+    Add {
+        a: ActId,
+        b: ActId,
+        y: ActId,
+        relu: bool,
+    },
+    MaxPool {
+        x: ActId,
+        y: ActId,
+    },
+    AvgPool {
+        x: ActId,
+        y: ActId,
+    },
+    Linear {
+        w: ParamId,
+        b: Option<ParamId>,
+        x: ActId,
+        y: ActId,
+    },
 }
 
 /// The symbolic model: ops, parameter specs and activation shapes per sample (batch excluded).
@@ -52,7 +80,10 @@ pub struct Graph {
 
 impl Graph {
     pub fn new(input: &[usize]) -> Self {
-        Graph { acts: vec![input.to_vec()], ..Default::default() }
+        Graph {
+            acts: vec![input.to_vec()],
+            ..Default::default()
+        }
     }
     pub fn act(&mut self, shape: Vec<usize>) -> ActId {
         self.acts.push(shape);
@@ -154,7 +185,11 @@ impl Planned {
         let mut reader_grads: Vec<Vec<Tensor>> = Vec::new();
         for (i, s) in g.acts.iter().enumerate() {
             let n = readers[i].len();
-            let total = if i == 0 { None } else { Some(Tensor::zeros(gpu, &format!("act{i}.grad"), &with_batch(s))?) };
+            let total = if i == 0 {
+                None
+            } else {
+                Some(Tensor::zeros(gpu, &format!("act{i}.grad"), &with_batch(s))?)
+            };
             let mut per = Vec::new();
             if n > 1 && i != 0 {
                 for k in 0..n {
@@ -190,7 +225,14 @@ impl Planned {
                     fwd_train.extend(&p);
                     fwd_eval.extend(&p);
                 }
-                Op::BatchNorm { gamma, beta, state, x, y, relu } => {
+                Op::BatchNorm {
+                    gamma,
+                    beta,
+                    state,
+                    x,
+                    y,
+                    relu,
+                } => {
                     let b = &bn[state];
                     fwd_train.extend(&batchnorm::batchnorm_forward_train(
                         gpu,
@@ -270,7 +312,14 @@ impl Planned {
                     }
                     bwd.extend(&conv2d::conv2d_backward_weight(gpu, &acts[x], &dy, &grads[w], geom)?);
                 }
-                Op::BatchNorm { gamma, beta, state, x, y, relu } => {
+                Op::BatchNorm {
+                    gamma,
+                    beta,
+                    state,
+                    x,
+                    y,
+                    relu,
+                } => {
                     let b = &bn[state];
                     let dx = grad_target(x, i).expect("BN never reads the input image");
                     bwd.extend(&batchnorm::batchnorm_backward(

@@ -65,7 +65,11 @@ impl Model {
         let graph = build(cfg);
         let init = init_params(&graph, seed);
         let plan = Planned::new(gpu, &graph, batch, &init)?;
-        Ok(Model { cfg: cfg.clone(), graph, plan })
+        Ok(Model {
+            cfg: cfg.clone(),
+            graph,
+            plan,
+        })
     }
 
     pub fn input(&self) -> &Tensor {
@@ -94,8 +98,13 @@ impl Model {
     /// Every tensor of a checkpoint's model part, by PyTorch name: parameters and BN running
     /// statistics.
     pub fn named_tensors(&self) -> Vec<(String, Tensor)> {
-        let mut v: Vec<(String, Tensor)> =
-            self.graph.params.iter().zip(&self.plan.params).map(|(p, t)| (p.name.clone(), t.clone())).collect();
+        let mut v: Vec<(String, Tensor)> = self
+            .graph
+            .params
+            .iter()
+            .zip(&self.plan.params)
+            .map(|(p, t)| (p.name.clone(), t.clone()))
+            .collect();
         for (s, b) in self.graph.bn.iter().zip(&self.plan.bn) {
             v.push((format!("{}.running_mean", s.prefix), b.running_mean.clone()));
             v.push((format!("{}.running_var", s.prefix), b.running_var.clone()));
@@ -109,11 +118,22 @@ impl Model {
             .params
             .iter()
             .enumerate()
-            .map(|(i, p)| (p.name.clone(), self.plan.params[i].clone(), self.plan.grads[i].clone(), p.excluded))
+            .map(|(i, p)| {
+                (
+                    p.name.clone(),
+                    self.plan.params[i].clone(),
+                    self.plan.grads[i].clone(),
+                    p.excluded,
+                )
+            })
             .collect()
     }
 
     pub fn num_params(&self) -> usize {
-        self.graph.params.iter().map(|p| p.shape.iter().product::<usize>()).sum()
+        self.graph
+            .params
+            .iter()
+            .map(|p| p.shape.iter().product::<usize>())
+            .sum()
     }
 }

@@ -26,15 +26,30 @@ pub fn forward_f64(g: &Graph, params: &[Vec<f64>], input: &[f64], n: usize) -> V
                 };
                 super::conv2d::forward_f64(&c, &acts[x], &params[w])
             }
-            Op::BatchNorm { gamma, beta, x, relu, .. } => {
+            Op::BatchNorm {
+                gamma, beta, x, relu, ..
+            } => {
                 let s = shape(x);
                 let c = s[1];
                 let (rm, rv) = (vec![0.0; c], vec![1.0; c]);
-                super::batchnorm::forward_train_f64(&acts[x], &s, &params[gamma], &params[beta], &rm, &rv, relu, 0.1, 1e-5).y
+                super::batchnorm::forward_train_f64(
+                    &acts[x],
+                    &s,
+                    &params[gamma],
+                    &params[beta],
+                    &rm,
+                    &rv,
+                    relu,
+                    0.1,
+                    1e-5,
+                )
+                .y
             }
-            Op::Add { a, b, relu, .. } => {
-                acts[a].iter().zip(&acts[b]).map(|(p, q)| if relu { (p + q).max(0.0) } else { p + q }).collect()
-            }
+            Op::Add { a, b, relu, .. } => acts[a]
+                .iter()
+                .zip(&acts[b])
+                .map(|(p, q)| if relu { (p + q).max(0.0) } else { p + q })
+                .collect(),
             Op::MaxPool { x, .. } => super::pool::maxpool_forward::<f64>(&acts[x], &shape(x)).0,
             Op::AvgPool { x, .. } => super::pool::global_avgpool_forward_f64(&acts[x], &shape(x)),
             Op::Linear { w, b, x, .. } => {

@@ -22,7 +22,8 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = dir.join(format!(".{}.tmp", path.file_name().unwrap().to_string_lossy()));
     {
         let mut f = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-        f.write_all(bytes).with_context(|| format!("writing {}", tmp.display()))?;
+        f.write_all(bytes)
+            .with_context(|| format!("writing {}", tmp.display()))?;
         f.sync_all()?;
     }
     std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
@@ -30,11 +31,18 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// Serialise f32 tensors (and i64 scalars such as BN's `num_batches_tracked`) as safetensors.
-pub fn save_safetensors(path: &Path, tensors: &BTreeMap<String, HostTensor>, i64s: &BTreeMap<String, i64>) -> Result<()> {
+pub fn save_safetensors(
+    path: &Path,
+    tensors: &BTreeMap<String, HostTensor>,
+    i64s: &BTreeMap<String, i64>,
+) -> Result<()> {
     let i64_bytes: BTreeMap<&String, [u8; 8]> = i64s.iter().map(|(k, v)| (k, v.to_le_bytes())).collect();
     let mut views: Vec<(String, TensorView)> = Vec::new();
     for (name, t) in tensors {
-        views.push((name.clone(), TensorView::new(Dtype::F32, t.shape.clone(), bytemuck::cast_slice(&t.data))?));
+        views.push((
+            name.clone(),
+            TensorView::new(Dtype::F32, t.shape.clone(), bytemuck::cast_slice(&t.data))?,
+        ));
     }
     for (name, b) in &i64_bytes {
         views.push(((*name).clone(), TensorView::new(Dtype::I64, vec![], &b[..])?));
@@ -47,15 +55,29 @@ pub fn save_safetensors(path: &Path, tensors: &BTreeMap<String, HostTensor>, i64
 /// corrupt file gives an error naming it.
 pub fn load_safetensors(path: &Path) -> Result<BTreeMap<String, HostTensor>> {
     let bytes = std::fs::read(path).with_context(|| format!("reading checkpoint {}", path.display()))?;
-    let st = SafeTensors::deserialize(&bytes)
-        .map_err(|e| anyhow!("{} is not a valid safetensors file (truncated or corrupt?): {e}", path.display()))?;
+    let st = SafeTensors::deserialize(&bytes).map_err(|e| {
+        anyhow!(
+            "{} is not a valid safetensors file (truncated or corrupt?): {e}",
+            path.display()
+        )
+    })?;
     let mut out = BTreeMap::new();
     for (name, view) in st.tensors() {
         if view.dtype() != Dtype::F32 {
             continue;
         }
-        let data: Vec<f32> = view.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
-        out.insert(name, HostTensor { shape: view.shape().to_vec(), data });
+        let data: Vec<f32> = view
+            .data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        out.insert(
+            name,
+            HostTensor {
+                shape: view.shape().to_vec(),
+                data,
+            },
+        );
     }
     Ok(out)
 }
@@ -66,9 +88,10 @@ pub fn check_compatible(have: &BTreeMap<String, HostTensor>, want: &[(String, Ve
     for (name, shape) in want {
         match have.get(name) {
             None => problems.push(format!("missing tensor '{name}' (expected shape {shape:?})")),
-            Some(t) if &t.shape != shape => {
-                problems.push(format!("tensor '{name}': expected shape {shape:?}, checkpoint has {:?}", t.shape))
-            }
+            Some(t) if &t.shape != shape => problems.push(format!(
+                "tensor '{name}': expected shape {shape:?}, checkpoint has {:?}",
+                t.shape
+            )),
             _ => {}
         }
     }

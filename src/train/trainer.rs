@@ -62,7 +62,12 @@ pub struct Trainer {
 /// Per-sample bytes of the largest activation: what bounds the batch on a device.
 fn largest_activation(cfg: &TrainConfig) -> (usize, usize) {
     let g = arch::build(&cfg.model());
-    g.acts.iter().map(|s| s.iter().product::<usize>() * 4).enumerate().max_by_key(|x| x.1).unwrap()
+    g.acts
+        .iter()
+        .map(|s| s.iter().product::<usize>() * 4)
+        .enumerate()
+        .max_by_key(|x| x.1)
+        .unwrap()
 }
 
 /// Load the training split, downloading CIFAR-10 when allowed and absent.
@@ -72,11 +77,19 @@ pub fn load_train_data(cfg: &TrainConfig) -> Result<Dataset> {
     let ds = match loaded {
         Ok(ds) => ds,
         Err(e) if cfg.download => {
-            eprintln!("CIFAR-10 not found in {} ({e:#}); downloading it there (use --no-download to refuse).", dir.display());
+            eprintln!(
+                "CIFAR-10 not found in {} ({e:#}); downloading it there (use --no-download to refuse).",
+                dir.display()
+            );
             data::download(DatasetKind::Cifar10, &dir, None)?;
             data::load(DatasetKind::Cifar10, &dir, Split::Train)?
         }
-        Err(e) => return Err(e.context(format!("CIFAR-10 not found in {} and --no-download was given", dir.display()))),
+        Err(e) => {
+            return Err(e.context(format!(
+                "CIFAR-10 not found in {} and --no-download was given",
+                dir.display()
+            )))
+        }
     };
     Ok(match cfg.limit_train {
         Some(n) if n < ds.len() => ds.subset(&(0..n as u32).collect::<Vec<_>>()),
@@ -95,7 +108,10 @@ impl Trainer {
         cfg.validate()?;
         let n = cfg.batch;
         if train.len() < n {
-            bail!("the training set has {} images, fewer than one batch of {n}", train.len());
+            bail!(
+                "the training set has {} images, fewer than one batch of {n}",
+                train.len()
+            );
         }
         let (act, bytes) = largest_activation(&cfg);
         let limit = gpu.limits.max_storage_buffer_binding_size as usize;
@@ -188,7 +204,9 @@ impl Trainer {
         let lr = self.lr_at(step);
         self.opt.set_step(&self.gpu, lr as f32, step);
         self.lr_of_step.insert(step, (lr, Instant::now()));
-        let done = self.readback.submit(&self.gpu, &self.step_program, &self.stats.buffer, step as u64)?;
+        let done = self
+            .readback
+            .submit(&self.gpu, &self.step_program, &self.stats.buffer, step as u64)?;
         self.step += 1;
         self.records(done)
     }
@@ -206,7 +224,10 @@ impl Trainer {
             let v: &[f32] = bytemuck::cast_slice(&bytes);
             let (lr, _) = self.lr_of_step.remove(&step).unwrap_or((0.0, Instant::now()));
             let now = Instant::now();
-            let secs = self.last_time.map(|t| now.duration_since(t).as_secs_f64()).unwrap_or(0.0);
+            let secs = self
+                .last_time
+                .map(|t| now.duration_since(t).as_secs_f64())
+                .unwrap_or(0.0);
             self.last_time = Some(now);
             let rec = StepRecord {
                 step,
@@ -223,7 +244,8 @@ impl Trainer {
                     self.cfg.run_dir().display()
                 );
             }
-            self.metrics.write(&serde_json::json!({"kind": "step", "step": step, "epoch": rec.epoch,
+            self.metrics
+                .write(&serde_json::json!({"kind": "step", "step": step, "epoch": rec.epoch,
                 "loss": rec.loss, "lr": lr, "pos_acc": rec.pos_acc, "images_per_s": rec.images_per_s}))?;
             self.last_record = Some(rec.clone());
             out.push(rec);
@@ -237,7 +259,9 @@ impl Trainer {
         let dir = data::resolve_data_dir(self.cfg.data.as_deref());
         let test = data::load(DatasetKind::Cifar10, &dir, Split::Test)?;
         let (train_l, test_l) = (self.train.labels.as_ref(), test.labels.as_ref());
-        let (Some(train_l), Some(test_l)) = (train_l, test_l) else { bail!("kNN needs labelled data") };
+        let (Some(train_l), Some(test_l)) = (train_l, test_l) else {
+            bail!("kNN needs labelled data")
+        };
         let n_test = self.cfg.limit_test.unwrap_or(test.len()).min(test.len());
         let d = self.model.features().shape[1];
         let mut ftr = extract_features(&self.gpu, &self.model, &self.train, None)?;
@@ -245,7 +269,17 @@ impl Trainer {
         knn::l2_normalize_rows(&mut ftr, d);
         knn::l2_normalize_rows(&mut fte, d);
         let classes = test.classes.len().max(1 + *train_l.iter().max().unwrap_or(&0) as usize);
-        knn::knn_eval(&self.gpu, &ftr, train_l, &fte, &test_l[..n_test], d, classes, self.cfg.knn_k, self.cfg.knn_t)
+        knn::knn_eval(
+            &self.gpu,
+            &ftr,
+            train_l,
+            &fte,
+            &test_l[..n_test],
+            d,
+            classes,
+            self.cfg.knn_k,
+            self.cfg.knn_t,
+        )
     }
 
     /// Write a checkpoint (after waiting for all submitted steps) and prune old ones.
@@ -255,10 +289,22 @@ impl Trainer {
         let stem = checkpoint::checkpoint_stem(self.step);
         let mut tensors = BTreeMap::new();
         for (name, t) in self.model.named_tensors() {
-            tensors.insert(name, HostTensor { shape: t.shape.clone(), data: t.read_f32(&self.gpu)? });
+            tensors.insert(
+                name,
+                HostTensor {
+                    shape: t.shape.clone(),
+                    data: t.read_f32(&self.gpu)?,
+                },
+            );
         }
         for (name, t) in self.opt.state() {
-            tensors.insert(format!("optimizer.{name}"), HostTensor { shape: t.shape.clone(), data: t.read_f32(&self.gpu)? });
+            tensors.insert(
+                format!("optimizer.{name}"),
+                HostTensor {
+                    shape: t.shape.clone(),
+                    data: t.read_f32(&self.gpu)?,
+                },
+            );
         }
         let i64s: BTreeMap<String, i64> = self
             .model
@@ -303,14 +349,22 @@ impl Trainer {
     /// Train until `epochs` (or `max_steps`) are done or `stop` is set; checkpoints every epoch,
     /// at the end, and when stopped.
     pub fn run(&mut self, stop: &AtomicBool, on_step: &mut dyn FnMut(&Trainer, &StepRecord)) -> Result<()> {
-        let end = self.cfg.max_steps.map(|m| m.min(self.total_steps)).unwrap_or(self.total_steps);
+        let end = self
+            .cfg
+            .max_steps
+            .map(|m| m.min(self.total_steps))
+            .unwrap_or(self.total_steps);
         let mut epoch_start = Instant::now();
         let mut losses = Vec::new();
         while self.step < end {
             if stop.load(Ordering::SeqCst) {
                 self.finish_records(&mut losses, on_step)?;
                 let p = self.save_checkpoint()?;
-                eprintln!("stopped at step {}; checkpoint {} (resume with --resume)", self.step, p.display());
+                eprintln!(
+                    "stopped at step {}; checkpoint {} (resume with --resume)",
+                    self.step,
+                    p.display()
+                );
                 return Ok(());
             }
             let recs = self.step_once()?;
@@ -406,6 +460,11 @@ fn param_slots(model: &Model) -> Vec<crate::optim::ParamSlot> {
     model
         .param_slots()
         .into_iter()
-        .map(|(name, param, grad, excluded)| crate::optim::ParamSlot { name, param, grad, excluded })
+        .map(|(name, param, grad, excluded)| crate::optim::ParamSlot {
+            name,
+            param,
+            grad,
+            excluded,
+        })
         .collect()
 }

@@ -15,7 +15,9 @@ pub fn gpu() -> &'static Gpu {
 
 /// `../shared/reference/<file>` (or `$SIMCLR_REFERENCE/<file>`), or None with a message.
 pub fn reference(file: &str) -> Option<Value> {
-    let dir = std::env::var("SIMCLR_REFERENCE").map(PathBuf::from).unwrap_or_else(|_| shared_dir().join("reference"));
+    let dir = std::env::var("SIMCLR_REFERENCE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| shared_dir().join("reference"));
     let path = dir.join(file);
     match std::fs::read_to_string(&path) {
         Ok(s) => Some(serde_json::from_str(&s).unwrap_or_else(|e| panic!("{}: {e}", path.display()))),
