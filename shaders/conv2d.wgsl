@@ -1,15 +1,13 @@
 // Conv2d as implicit GEMM (no im2col buffer): NCHW activations, OIHW weights, zero padding, no bias.
-//   forward          y[n,o,q]   = Σ_{c,u,v} W[o,c,u,v] · x[n,c,oy·s+u−p, ox·s+v−p]      rows: output pixels, cols: o
+//   forward          y[n,o,q]      = Σ_{c,u,v} W[o,c,u,v] · x[n,c,oy·s+u−p, ox·s+v−p]      rows: output pixels, cols: o
 //   backward-input   dx[n,c,iy,ix] = Σ_{o,u,v} W[o,c,u,v] · dy[n,o,(iy+p−u)/s,(ix+p−v)/s] rows: input pixels, cols: c
-//   backward-weight  dW[o,c,u,v] = Σ_{n,oy,ox} dy[n,o,oy,ox] · x[n,c,oy·s+u−p, ox·s+v−p]    (split-K + reduce)
-// Backward-input gathers: the input pixels are grouped in s×s classes by (iy+p) mod s, (ix+p) mod s, so that within
-// a class exactly the taps u ≡ (iy+p) mod s contribute (no wasted taps at stride 2, no atomics).
+//   backward-weight  dW[o,c,u,v]   = Σ_{n,oy,ox} dy[n,o,oy,ox] · x[n,c,oy·s+u−p, ox·s+v−p]  (split-K, then reduce)
+// Backward-input gathers: the input pixels are grouped in s×s classes by ((iy+p) mod s, (ix+p) mod s); within a
+// class exactly the taps u ≡ (iy+p) mod s, v ≡ (ix+p) mod s contribute (no wasted taps at stride 2, no atomics).
 //
-// Two flavours of every pass:
-//   *_rows  (CPU drivers): no workgroup memory or barriers. All invocations of a workgroup share the same 8 GEMM
-//           rows (their im2col loads and bounds checks are uniform, i.e. scalar on lavapipe), and each owns 4
-//           consecutive columns; one invocation holds an 8×4 register block.
-//   *_tiled (GPUs): 16×16 invocations, 64×64 output tile, K-steps of 16 staged in workgroup memory, 4×4 per thread.
+// This file holds the GPU flavour ("tiled": 16×16 invocations, 64×64 output tile, K-steps of 16 staged in
+// workgroup memory, 4×4 outputs per invocation) and the split-K reduction. The CPU-driver flavour ("rows",
+// subgroups, no workgroup memory) is in conv2d_rows.wgsl.
 // Workgroups are numbered linearly (x + y·nwg.x, see gpu::grid_1d) and decoded into row block, column tile and
 // class/split; p.groups bounds the linear index.
 
@@ -26,118 +24,11 @@ struct Params {
 @group(0) @binding(2) var<storage, read> src1: array<f32>;   // fwd: W, bwd-input: W, bwd-weight: dy
 @group(0) @binding(3) var<storage, read_write> dst: array<f32>;
 
-// Invocations per workgroup of the rows kernels (host: columns/4 rounded up to a multiple of 8, at most 64).
-override WG: u32 = 16u;
-
-const LANE4 = vec4<u32>(0u, 1u, 2u, 3u);
-
-// ---------------------------------------------------------------------------------------------------------------
-// Shared helpers
-
 fn group_index(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return wid.x + wid.y * nwg.x;
 }
 
-// src0 at four indices, 0 where !ok; invalid lanes read element 0 so the address stays uniform and in bounds.
-fn ld4(idx: vec4<i32>, ok: vec4<bool>) -> vec4<f32> {
-    let j = vec4<u32>(select(vec4<i32>(0), idx, ok));
-    return select(vec4<f32>(0.0), vec4<f32>(src0[j.x], src0[j.y], src0[j.z], src0[j.w]), ok);
-}
-
-fn inside(v: vec4<i32>, hi: u32) -> vec4<bool> {
-    return (v >= vec4<i32>(0)) & (v < vec4<i32>(i32(hi)));
-}
-
-// src1 at four indices (the weights or dy: always valid, columns clamped by the caller).
-fn ld1x4(j: vec4<u32>) -> vec4<f32> {
-    return vec4<f32>(src1[j.x], src1[j.y], src1[j.z], src1[j.w]);
-}
-
-// acc[j] (column j, 4 rows) += a · b[j]
-fn mac(acc: mat4x4<f32>, a: vec4<f32>, b: vec4<f32>) -> mat4x4<f32> {
-    return mat4x4<f32>(fma(a, vec4<f32>(b.x), acc[0]), fma(a, vec4<f32>(b.y), acc[1]),
-                       fma(a, vec4<f32>(b.z), acc[2]), fma(a, vec4<f32>(b.w), acc[3]));
-}
-
-// Store one column (4 rows) of a register block: dst[base + r] for rows with ok.
-fn st4(base: vec4<u32>, ok: vec4<bool>, v: vec4<f32>) {
-    if (ok.x) { dst[base.x] = v.x; }
-    if (ok.y) { dst[base.y] = v.y; }
-    if (ok.z) { dst[base.z] = v.z; }
-    if (ok.w) { dst[base.w] = v.w; }
-}
-
-// Writes an 8×4 block: rows (lo, hi) at row offsets rlo/rhi, columns at offsets cof (+ column stride folded in).
-fn store_block(rlo: vec4<u32>, rhi: vec4<u32>, okl: vec4<bool>, okh: vec4<bool>, cof: vec4<u32>, cok: vec4<bool>,
-               lo: mat4x4<f32>, hi: mat4x4<f32>) {
-    if (cok.x) { st4(rlo + cof.x, okl, lo[0]); st4(rhi + cof.x, okh, hi[0]); }
-    if (cok.y) { st4(rlo + cof.y, okl, lo[1]); st4(rhi + cof.y, okh, hi[1]); }
-    if (cok.z) { st4(rlo + cof.z, okl, lo[2]); st4(rhi + cof.z, okh, hi[2]); }
-    if (cok.w) { st4(rlo + cof.w, okl, lo[3]); st4(rhi + cof.w, okh, hi[3]); }
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// Rows flavour
-
-// y[N,O,Ho,Wo] = conv(x, W). Rows: output pixels m = (n, oy, ox); columns: output channels.
-@compute @workgroup_size(WG)
-fn forward_rows(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
-                @builtin(num_workgroups) nwg: vec3<u32>) {
-    let g = group_index(wid, nwg);
-    if (g >= p.groups) { return; }
-    let rb = g % p.row_blocks;
-    let ct = g / p.row_blocks;
-    let P = p.ho * p.wo;
-    let HW = p.h * p.w;
-    let K = p.c * p.kh * p.kw;
-    let s = p.stride;
-    let mlo = vec4<u32>(rb * 8u) + LANE4;
-    let mhi = mlo + 4u;
-    let okl = mlo < vec4<u32>(p.rows);
-    let okh = mhi < vec4<u32>(p.rows);
-    let ml = min(mlo, vec4<u32>(p.rows - 1u));
-    let mh = min(mhi, vec4<u32>(p.rows - 1u));
-    let nl = ml / P;
-    let nh = mh / P;
-    let ql = ml % P;
-    let qh = mh % P;
-    let iy0l = vec4<i32>((ql / p.wo) * s) - i32(p.pad);
-    let iy0h = vec4<i32>((qh / p.wo) * s) - i32(p.pad);
-    let ix0l = vec4<i32>((ql % p.wo) * s) - i32(p.pad);
-    let ix0h = vec4<i32>((qh % p.wo) * s) - i32(p.pad);
-    let xbl = vec4<i32>(nl * p.c * HW) + ix0l;
-    let xbh = vec4<i32>(nh * p.c * HW) + ix0h;
-    let col = ct * WG * 4u + lid.x * 4u;
-    let oc = vec4<u32>(col) + LANE4;
-    let wb = min(oc, vec4<u32>(p.o - 1u)) * K;
-    var lo = mat4x4<f32>();
-    var hi = mat4x4<f32>();
-    var k = 0u;
-    for (var c = 0u; c < p.c; c++) {
-        let cb = i32(c * HW);
-        for (var u = 0u; u < p.kh; u++) {
-            let iyl = iy0l + i32(u);
-            let iyh = iy0h + i32(u);
-            let vyl = inside(iyl, p.h);
-            let vyh = inside(iyh, p.h);
-            let rl = xbl + cb + iyl * i32(p.w);
-            let rh = xbh + cb + iyh * i32(p.w);
-            for (var v = 0u; v < p.kw; v++) {
-                let vi = i32(v);
-                let al = ld4(rl + vi, vyl & inside(ix0l + vi, p.w));
-                let ah = ld4(rh + vi, vyh & inside(ix0h + vi, p.w));
-                let b = ld1x4(wb + k);
-                lo = mac(lo, al, b);
-                hi = mac(hi, ah, b);
-                k++;
-            }
-        }
-    }
-    // y[(n·O + o)·P + q]
-    store_block(nl * p.o * P + ql, nh * p.o * P + qh, okl, okh, oc * P, oc < vec4<u32>(p.o), lo, hi);
-}
-
-// Input-pixel class of this workgroup and its first tap: class (ry, rx) holds the pixels with (iy+p) mod s = ry.
+// Input-pixel class of a tiled workgroup: class (ry, rx) holds the pixels with (iy+p) mod s = ry.
 struct Class {
     ry: u32, rx: u32,
     fy: u32, fx: u32,   // first input row/column of the class
@@ -157,127 +48,6 @@ fn class_of(cls: u32) -> Class {
     c.ty = select(0u, (p.kh - ry + s - 1u) / s, ry < p.kh);
     c.tx = select(0u, (p.kw - rx + s - 1u) / s, rx < p.kw);
     return c;
-}
-
-// dx[N,C,H,W] from dy[N,O,Ho,Wo] and W. Rows: input pixels of one class; columns: input channels.
-@compute @workgroup_size(WG)
-fn backward_input_rows(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
-                       @builtin(num_workgroups) nwg: vec3<u32>) {
-    let g = group_index(wid, nwg);
-    if (g >= p.groups) { return; }
-    let rb = g % p.row_blocks;
-    let ct = (g / p.row_blocks) % p.col_tiles;
-    let cl = class_of(g / (p.row_blocks * p.col_tiles));
-    let s = p.stride;
-    let P = p.ho * p.wo;
-    let KK = p.kh * p.kw;
-    let HWc = p.hc * p.wc;
-    let mlo = vec4<u32>(rb * 8u) + LANE4;
-    let mhi = mlo + 4u;
-    let ml = min(mlo, vec4<u32>(p.rows - 1u));
-    let mh = min(mhi, vec4<u32>(p.rows - 1u));
-    let nl = ml / HWc;
-    let nh = mh / HWc;
-    let iyl = cl.fy + ((ml % HWc) / p.wc) * s;
-    let iyh = cl.fy + ((mh % HWc) / p.wc) * s;
-    let ixl = cl.fx + (ml % p.wc) * s;
-    let ixh = cl.fx + (mh % p.wc) * s;
-    let okl = (mlo < vec4<u32>(p.rows)) & (iyl < vec4<u32>(p.h)) & (ixl < vec4<u32>(p.w));
-    let okh = (mhi < vec4<u32>(p.rows)) & (iyh < vec4<u32>(p.h)) & (ixh < vec4<u32>(p.w));
-    // Output position reached by the class's first tap (u = ry): oy = (iy + p − ry)/s, exact.
-    let oy0l = (vec4<i32>(iyl + p.pad) - i32(cl.ry)) / i32(s);
-    let oy0h = (vec4<i32>(iyh + p.pad) - i32(cl.ry)) / i32(s);
-    let ox0l = (vec4<i32>(ixl + p.pad) - i32(cl.rx)) / i32(s);
-    let ox0h = (vec4<i32>(ixh + p.pad) - i32(cl.rx)) / i32(s);
-    let col = ct * WG * 4u + lid.x * 4u;
-    let cc = vec4<u32>(col) + LANE4;
-    let wb = min(cc, vec4<u32>(p.c - 1u)) * KK + cl.ry * p.kw + cl.rx;
-    var lo = mat4x4<f32>();
-    var hi = mat4x4<f32>();
-    for (var o = 0u; o < p.o; o++) {
-        let dbl = vec4<i32>((nl * p.o + o) * P) + ox0l;
-        let dbh = vec4<i32>((nh * p.o + o) * P) + ox0h;
-        let wo = wb + o * p.c * KK;
-        for (var ty = 0u; ty < cl.ty; ty++) {
-            let oyl = oy0l - i32(ty);
-            let oyh = oy0h - i32(ty);
-            let vyl = inside(oyl, p.ho);
-            let vyh = inside(oyh, p.ho);
-            let rl = dbl + oyl * i32(p.wo);
-            let rh = dbh + oyh * i32(p.wo);
-            let wu = wo + ty * s * p.kw;
-            for (var tx = 0u; tx < cl.tx; tx++) {
-                let t = i32(tx);
-                let al = ld4(rl - t, vyl & inside(ox0l - t, p.wo));
-                let ah = ld4(rh - t, vyh & inside(ox0h - t, p.wo));
-                let b = ld1x4(wu + tx * s);
-                lo = mac(lo, al, b);
-                hi = mac(hi, ah, b);
-            }
-        }
-    }
-    // dx[((n·C + c)·H + iy)·W + ix]
-    let HW = p.h * p.w;
-    store_block(nl * p.c * HW + iyl * p.w + ixl, nh * p.c * HW + iyh * p.w + ixh, okl, okh, cc * HW,
-                cc < vec4<u32>(p.c), lo, hi);
-}
-
-// dW[O, C·KH·KW] (or one split's partial sum of it) from x and dy. Rows: (c,u,v); columns: output channels;
-// reduction over flat (n, oy, ox) in [split·chunk, split·chunk + chunk), chunk a multiple of Wo.
-@compute @workgroup_size(WG)
-fn backward_weight_rows(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
-                        @builtin(num_workgroups) nwg: vec3<u32>) {
-    let g = group_index(wid, nwg);
-    if (g >= p.groups) { return; }
-    let rb = g % p.row_blocks;
-    let ct = (g / p.row_blocks) % p.col_tiles;
-    let split = g / (p.row_blocks * p.col_tiles);
-    let s = p.stride;
-    let P = p.ho * p.wo;
-    let HW = p.h * p.w;
-    let KK = p.kh * p.kw;
-    let mlo = vec4<u32>(rb * 8u) + LANE4;
-    let mhi = mlo + 4u;
-    let okl = mlo < vec4<u32>(p.rows);
-    let okh = mhi < vec4<u32>(p.rows);
-    let ml = min(mlo, vec4<u32>(p.rows - 1u));
-    let mh = min(mhi, vec4<u32>(p.rows - 1u));
-    // Row (c, u, v): x offset within an image of tap (u, v) at output (0, 0).
-    let ul = vec4<i32>((ml % KK) / p.kw) - i32(p.pad);
-    let uh = vec4<i32>((mh % KK) / p.kw) - i32(p.pad);
-    let vl = vec4<i32>(ml % p.kw) - i32(p.pad);
-    let vh = vec4<i32>(mh % p.kw) - i32(p.pad);
-    let cbl = vec4<i32>((ml / KK) * HW) + vl;
-    let cbh = vec4<i32>((mh / KK) * HW) + vh;
-    let col = ct * WG * 4u + lid.x * 4u;
-    let oc = vec4<u32>(col) + LANE4;
-    let ob = min(oc, vec4<u32>(p.o - 1u)) * P;
-    let r0 = split * p.chunk / p.wo;                            // first image row (n·Ho + oy) of this split
-    let r1 = min(r0 + p.chunk / p.wo, p.n * p.ho);
-    var lo = mat4x4<f32>();
-    var hi = mat4x4<f32>();
-    for (var r = r0; r < r1; r++) {
-        let n = r / p.ho;
-        let oy = r % p.ho;
-        let iyl = ul + i32(oy * s);
-        let iyh = uh + i32(oy * s);
-        let vyl = inside(iyl, p.h);
-        let vyh = inside(iyh, p.h);
-        let xl = cbl + i32(n * p.c * HW) + iyl * i32(p.w);
-        let xh = cbh + i32(n * p.c * HW) + iyh * i32(p.w);
-        let db = ob + n * p.o * P + oy * p.wo;
-        for (var ox = 0u; ox < p.wo; ox++) {
-            let ix = i32(ox * s);
-            let al = ld4(xl + ix, vyl & inside(vl + ix, p.w));
-            let ah = ld4(xh + ix, vyh & inside(vh + ix, p.w));
-            let b = ld1x4(db + ox);
-            lo = mac(lo, al, b);
-            hi = mac(hi, ah, b);
-        }
-    }
-    // dst[split·O·CKK + o·CKK + ckk]
-    let base = split * p.o * p.rows;
-    store_block(base + ml, base + mh, okl, okh, oc * p.rows, oc < vec4<u32>(p.o), lo, hi);
 }
 
 // dW[i] = Σ_split partial[split, i]; p.rows = O·C·KH·KW.

@@ -15,17 +15,22 @@ const SUBMIT_SECONDS: f64 = 0.2;
 /// (name, FLOPs, median seconds per call) for forward, backward-input and backward-weight of each layer,
 /// with the kernel flavour the device chose (`SIMCLR_KERNELS=tiled|rows` forces one).
 pub fn conv_rows(gpu: &Gpu) -> anyhow::Result<Vec<(String, f64, f64)>> {
+    conv_rows_at(gpu, BATCH)
+}
+
+/// `conv_rows` at another batch size (a quick look on slow devices).
+pub fn conv_rows_at(gpu: &Gpu, batch: usize) -> anyhow::Result<Vec<(String, f64, f64)>> {
     let mut out = Vec::new();
     let g = ConvGeom { stride: 1, pad: 1 };
     for (ch, hw) in LAYERS {
-        let shape = [BATCH, ch, hw, hw];
-        let x = Tensor::from_f32(gpu, "bench.x", &shape, &pattern(BATCH * ch * hw * hw, 1.0))?;
+        let shape = [batch, ch, hw, hw];
+        let x = Tensor::from_f32(gpu, "bench.x", &shape, &pattern(batch * ch * hw * hw, 1.0))?;
         let w_scale = 1.0 / ((ch * 9) as f32).sqrt();
         let w = Tensor::from_f32(gpu, "bench.w", &[ch, ch, 3, 3], &pattern(ch * ch * 9, w_scale))?;
         let y = Tensor::zeros(gpu, "bench.y", &shape)?;
         let dx = Tensor::zeros(gpu, "bench.dx", &shape)?;
         let dw = Tensor::zeros(gpu, "bench.dw", &[ch, ch, 3, 3])?;
-        let flops = 2.0 * (BATCH * ch * hw * hw * ch * 9) as f64;
+        let flops = 2.0 * (batch * ch * hw * hw * ch * 9) as f64;
         let passes = [
             ("forward", conv2d_forward(gpu, &x, &w, &y, g)?),
             // y doubles as dy: the timing does not depend on the values.
@@ -34,7 +39,7 @@ pub fn conv_rows(gpu: &Gpu) -> anyhow::Result<Vec<(String, f64, f64)>> {
         ];
         for (pass, prog) in passes {
             let secs = time_program(gpu, &prog)?;
-            out.push((format!("conv3x3 b{BATCH} {ch}x{hw}x{hw}->{ch} {pass}"), flops, secs));
+            out.push((format!("conv3x3 b{batch} {ch}x{hw}x{hw}->{ch} {pass}"), flops, secs));
         }
     }
     Ok(out)

@@ -153,7 +153,9 @@ impl Gpu {
         // The adapter's own limits: wgpu's defaults cap storage bindings at 128 MiB and
         // workgroup memory at 16 KiB, far below what real GPUs offer.
         let limits = adapter.limits();
-        let wanted = wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES;
+        // Subgroups let the CPU-driver conv kernels load shared GEMM rows once per subgroup.
+        let wanted =
+            wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES | wgpu::Features::SUBGROUP;
         let features = adapter.features() & wanted;
         let desc = wgpu::DeviceDescriptor {
             label: Some("simclr"),

@@ -1,7 +1,7 @@
 //! Host side of `shaders/conv2d.wgsl`: conv2d forward, backward-input and backward-weight as implicit GEMMs.
 //! NCHW activations, OIHW weights, zero padding, no bias (BatchNorm follows every conv).
 
-use crate::gpu::{grid_1d, Gpu, GpuError, KernelFlavor, Program, Tensor, Uniform};
+use crate::gpu::{grid_1d, Dispatch, Gpu, GpuError, KernelFlavor, Program, Tensor, Uniform};
 
 /// Stride and zero padding, the same along both spatial axes.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -52,6 +52,16 @@ const ROWS_M: usize = 8;
 const ROWS_N: usize = 4;
 /// Tiled kernels: 64×64 output tiles.
 const TILE: usize = 64;
+
+/// The kernels actually used: the rows flavour needs subgroups of at least 8 invocations (it broadcasts 8
+/// rows); without them a CPU driver gets the tiled kernels, which are correct everywhere.
+fn effective(gpu: &Gpu, flavor: KernelFlavor) -> KernelFlavor {
+    let subgroups = gpu.features.contains(wgpu::Features::SUBGROUP) && gpu.info.subgroup_min_size >= 8;
+    match flavor {
+        KernelFlavor::Rows if subgroups => KernelFlavor::Rows,
+        _ => KernelFlavor::Tiled,
+    }
+}
 
 /// Shapes of one convolution, checked against each other.
 #[derive(Clone, Copy, Debug)]
@@ -135,9 +145,9 @@ fn rows_wg(cols: usize) -> usize {
     cols.div_ceil(ROWS_N).next_multiple_of(8).min(64)
 }
 
-/// Fill in the row/column tiling of `p` for `rows` × `cols` GEMM outputs (× `layers` classes or splits);
-/// returns (kernel constants, grid).
-fn tiling(p: &mut Params, flavor: KernelFlavor, rows: usize, cols: usize, layers: usize) -> (f64, [u32; 3]) {
+/// Fill in the row/column tiling of `p` for `rows` × `cols` GEMM outputs (× `layers` splits);
+/// returns the rows kernels' workgroup size.
+fn tiling(p: &mut Params, flavor: KernelFlavor, rows: usize, cols: usize, layers: usize) -> usize {
     let (rm, cn, wg) = match flavor {
         KernelFlavor::Rows => {
             let wg = rows_wg(cols);
@@ -150,38 +160,37 @@ fn tiling(p: &mut Params, flavor: KernelFlavor, rows: usize, cols: usize, layers
     p.row_blocks = rows.div_ceil(rm) as u32;
     p.col_tiles = cols.div_ceil(cn) as u32;
     p.groups = p.row_blocks * p.col_tiles * layers as u32;
-    (wg as f64, grid_1d(p.groups))
+    wg
 }
 
-fn entry(pass: &str, flavor: KernelFlavor) -> String {
-    match flavor {
-        KernelFlavor::Rows => format!("{pass}_rows"),
-        KernelFlavor::Tiled => format!("{pass}_tiled"),
-    }
-}
-
+/// One dispatch of `pass` over `p.groups` workgroups; `consts` are the rows kernels' extra pipeline constants.
+#[allow(clippy::too_many_arguments)]
 fn launch(
     gpu: &Gpu,
     pass: &str,
     flavor: KernelFlavor,
     p: &Params,
-    wg: f64,
-    grid: [u32; 3],
+    u: &Uniform,
+    wg: usize,
+    consts: &[(&str, f64)],
     bufs: [&Tensor; 3],
-) -> Result<Program, GpuError> {
-    let e = entry(pass, flavor);
+) -> Result<Dispatch, GpuError> {
     let k = match flavor {
-        KernelFlavor::Rows => gpu.kernel_with("conv2d", &e, &[("WG", wg)])?,
-        KernelFlavor::Tiled => gpu.kernel("conv2d", &e)?,
+        KernelFlavor::Rows => {
+            let mut c = vec![("WG", wg as f64), ("KH", p.kh as f64), ("KW", p.kw as f64)];
+            c.extend_from_slice(consts);
+            gpu.kernel_with("conv2d_rows", &format!("{pass}_rows"), &c)?
+        }
+        KernelFlavor::Tiled => gpu.kernel("conv2d", &format!("{pass}_tiled"))?,
     };
-    let u = Uniform::new(gpu, &format!("conv2d::{e}"), p);
+    let bufs = [&u.buffer, &bufs[0].buffer, &bufs[1].buffer, &bufs[2].buffer];
+    gpu.dispatch(&k, &bufs, grid_1d(p.groups))
+}
+
+fn single(d: Dispatch) -> Program {
     let mut prog = Program::new();
-    prog.push(gpu.dispatch(
-        &k,
-        &[&u.buffer, &bufs[0].buffer, &bufs[1].buffer, &bufs[2].buffer],
-        grid,
-    )?);
-    Ok(prog)
+    prog.push(d);
+    prog
 }
 
 /// y = conv(x, w): x [N,C,H,W], w [O,C,KH,KW], y [N,O,Ho,Wo]. Kernel flavour from `gpu.flavor`.
@@ -202,9 +211,11 @@ pub fn conv2d_forward_with(
     if y.numel() == 0 || d.c == 0 {
         return Ok(cleared(y));
     }
+    let flavor = effective(gpu, flavor);
     let mut p = d.params();
-    let (wg, grid) = tiling(&mut p, flavor, d.n * d.ho * d.wo, d.o, 1);
-    launch(gpu, "forward", flavor, &p, wg, grid, [x, w, y])
+    let wg = tiling(&mut p, flavor, d.n * d.ho * d.wo, d.o, 1);
+    let u = Uniform::new(gpu, "conv2d::forward", &p);
+    Ok(single(launch(gpu, "forward", flavor, &p, &u, wg, &[], [x, w, y])?))
 }
 
 /// dx = ∂(Σ y·dy)/∂x: dy [N,O,Ho,Wo], w [O,C,KH,KW], dx [N,C,H,W] (overwritten).
@@ -238,14 +249,41 @@ pub fn conv2d_backward_input_with(
     if dx.numel() == 0 || d.o == 0 {
         return Ok(cleared(dx));
     }
+    let flavor = effective(gpu, flavor);
     let s = d.g.stride;
     let mut p = d.params();
     // One class per residue of (iy + pad, ix + pad) mod s; each holds at most ceil(H/s) × ceil(W/s) pixels.
     p.hc = d.h.div_ceil(s) as u32;
     p.wc = d.w.div_ceil(s) as u32;
     let rows = d.n * p.hc as usize * p.wc as usize;
-    let (wg, grid) = tiling(&mut p, flavor, rows, d.c, s * s);
-    launch(gpu, "backward_input", flavor, &p, wg, grid, [dy, w, dx])
+    match flavor {
+        // All classes in one grid.
+        KernelFlavor::Tiled => {
+            tiling(&mut p, flavor, rows, d.c, s * s);
+            let u = Uniform::new(gpu, "conv2d::backward_input", &p);
+            Ok(single(launch(
+                gpu,
+                "backward_input",
+                flavor,
+                &p,
+                &u,
+                0,
+                &[],
+                [dy, w, dx],
+            )?))
+        }
+        // One dispatch per class, whose taps are then pipeline constants.
+        KernelFlavor::Rows => {
+            let wg = tiling(&mut p, flavor, rows, d.c, 1);
+            let u = Uniform::new(gpu, "conv2d::backward_input", &p);
+            let mut prog = Program::new();
+            for class in 0..s * s {
+                let consts = [("S", s as f64), ("RY", (class / s) as f64), ("RX", (class % s) as f64)];
+                prog.push(launch(gpu, "backward_input", flavor, &p, &u, wg, &consts, [dy, w, dx])?);
+            }
+            Ok(prog)
+        }
+    }
 }
 
 /// dw = ∂(Σ y·dy)/∂w: x [N,C,H,W], dy [N,O,Ho,Wo], dw [O,C,KH,KW] (overwritten). The reduction over
@@ -281,24 +319,43 @@ pub fn conv2d_backward_weight_with(
     if dw.numel() == 0 || d.n == 0 {
         return Ok(cleared(dw));
     }
+    let flavor = effective(gpu, flavor);
     let mut p = d.params();
     let (rows, cols) = match flavor {
         KernelFlavor::Rows => (ckk, d.o),
         KernelFlavor::Tiled => (d.o, ckk),
     };
-    let (wg, _) = tiling(&mut p, flavor, rows, cols, 1);
+    let wg = tiling(&mut p, flavor, rows, cols, 1);
     let splits = weight_splits(gpu, &d, flavor, p.groups as usize);
     let rows_per_split = (d.n * d.ho).div_ceil(splits);
     let splits = (d.n * d.ho).div_ceil(rows_per_split);
     p.splits = splits as u32;
     p.chunk = (rows_per_split * d.wo) as u32;
     p.groups *= splits as u32;
-    let grid = grid_1d(p.groups);
+    let u = Uniform::new(gpu, "conv2d::backward_weight", &p);
     if splits == 1 {
-        return launch(gpu, "backward_weight", flavor, &p, wg, grid, [x, dy, dw]);
+        return Ok(single(launch(
+            gpu,
+            "backward_weight",
+            flavor,
+            &p,
+            &u,
+            wg,
+            &[],
+            [x, dy, dw],
+        )?));
     }
     let partial = Tensor::zeros(gpu, &format!("{}.split_partials", dw.name), &[splits, d.o, ckk])?;
-    let mut prog = launch(gpu, "backward_weight", flavor, &p, wg, grid, [x, dy, &partial])?;
+    let mut prog = single(launch(
+        gpu,
+        "backward_weight",
+        flavor,
+        &p,
+        &u,
+        wg,
+        &[],
+        [x, dy, &partial],
+    )?);
     let total = dw.numel();
     let rp = Params {
         rows: total as u32,
