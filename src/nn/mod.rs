@@ -5,6 +5,7 @@ pub mod arch;
 pub mod batchnorm;
 pub mod conv2d;
 pub mod elementwise;
+pub mod finite;
 pub mod graph;
 pub mod l2norm;
 pub mod linear;

@@ -40,7 +40,7 @@ pub struct Trainer {
     pub loss: NtXent,
     pub opt: Optimizer,
     step_program: Program,
-    /// [loss, positive-retrieval accuracy], copied from the loss outputs each step.
+    /// [loss, positive-retrieval accuracy, non-finite counts of z and of each parameter].
     stats: Tensor,
     readback: LaggedReadback,
     sampler: Sampler,
@@ -53,7 +53,7 @@ pub struct Trainer {
     /// Per-epoch summaries so far (saved in checkpoint sidecars).
     pub history: Vec<serde_json::Value>,
     lr_of_step: BTreeMap<usize, (f64, Instant)>,
-    last_time: Option<Instant>,
+    rate_start: Option<(usize, Instant)>,
     pub last_record: Option<StepRecord>,
     /// The augmentation parameters of the latest step's views (for display).
     pub last_views: Vec<crate::augment::ViewParams>,
@@ -107,12 +107,6 @@ impl Trainer {
     pub fn with_data(gpu: Arc<Gpu>, cfg: TrainConfig, train: Dataset) -> Result<Trainer> {
         cfg.validate()?;
         let n = cfg.batch;
-        if train.len() < n {
-            bail!(
-                "the training set has {} images, fewer than one batch of {n}",
-                train.len()
-            );
-        }
         let (act, bytes) = largest_activation(&cfg);
         let limit = gpu.limits.max_storage_buffer_binding_size as usize;
         if 2 * n * bytes > limit {
@@ -125,19 +119,33 @@ impl Trainer {
                 limit / (2 * bytes)
             );
         }
+        if train.len() < n {
+            bail!(
+                "the training set has {} images, fewer than one batch of {n}",
+                train.len()
+            );
+        }
         let model = Model::new(&gpu, &cfg.model(), 2 * n, cfg.seed)?;
         let images = GpuImages::upload(&gpu, &train)?;
         let aug_cfg = augment_config(&cfg);
         let augmenter = Augmenter::new(&gpu, &images, model.input(), &aug_cfg)?;
         let loss = NtXent::new(&gpu, model.output(), model.output_grad(), 2, cfg.tau)?;
         let opt = Optimizer::new(&gpu, &optim_config(&cfg)?, param_slots(&model))?;
-        let stats = Tensor::zeros(&gpu, "step.stats", &[2])?;
+        let slots = model.param_slots();
+        // [loss, accuracy, non-finite counts of z and of every parameter]
+        let stats = Tensor::zeros(&gpu, "step.stats", &[3 + slots.len()])?;
         let mut step_program = Program::new();
         step_program.extend(augmenter.program());
         step_program.extend(&compute_program(&model, &loss, &opt));
         step_program.copy_at(&loss.loss.buffer, 0, &stats.buffer, 0, 4);
         step_program.copy_at(&loss.accuracy.buffer, 0, &stats.buffer, 4, 4);
-        let readback = LaggedReadback::new(&gpu, 8, 2);
+        // NaN guard on the embeddings and the weights: ReLU's max(x, 0) turns a NaN into 0,
+        // so a diverged model can still give a finite loss.
+        step_program.push(crate::nn::finite::count_nonfinite(&gpu, model.output(), &stats, 2)?);
+        for (i, (_, p, _, _)) in slots.iter().enumerate() {
+            step_program.push(crate::nn::finite::count_nonfinite(&gpu, p, &stats, 3 + i)?);
+        }
+        let readback = LaggedReadback::new(&gpu, stats.bytes(), 2);
         let sampler = Sampler::new(train.len(), n, true, cfg.seed)?;
         let steps_per_epoch = train.len() / n;
         let total_steps = steps_per_epoch * cfg.epochs;
@@ -162,7 +170,7 @@ impl Trainer {
             metrics,
             history: Vec::new(),
             lr_of_step: BTreeMap::new(),
-            last_time: None,
+            rate_start: None,
             last_record: None,
             last_views: Vec::new(),
         })
@@ -223,12 +231,15 @@ impl Trainer {
             let step = tag as usize;
             let v: &[f32] = bytemuck::cast_slice(&bytes);
             let (lr, _) = self.lr_of_step.remove(&step).unwrap_or((0.0, Instant::now()));
-            let now = Instant::now();
-            let secs = self
-                .last_time
-                .map(|t| now.duration_since(t).as_secs_f64())
-                .unwrap_or(0.0);
-            self.last_time = Some(now);
+            // Average since the first step of this process: records come back in pairs, so
+            // the time between two of them says little.
+            let start = *self.rate_start.get_or_insert((step, Instant::now()));
+            let done = (step - start.0) as f64;
+            let secs = if done > 0.0 {
+                start.1.elapsed().as_secs_f64() / done
+            } else {
+                0.0
+            };
             let rec = StepRecord {
                 step,
                 epoch: step / self.steps_per_epoch,
@@ -237,10 +248,15 @@ impl Trainer {
                 lr,
                 images_per_s: if secs > 0.0 { self.cfg.batch as f64 / secs } else { 0.0 },
             };
-            if !rec.loss.is_finite() {
+            let nonfinite: f32 = v[2..].iter().sum();
+            if !rec.loss.is_finite() || nonfinite > 0.0 {
                 bail!(
                     "loss became {} at step {step}; training stopped, the last good checkpoint in {} is kept",
-                    rec.loss,
+                    if rec.loss.is_finite() {
+                        format!("NaN ({nonfinite} non-finite weights/embeddings)")
+                    } else {
+                        rec.loss.to_string()
+                    },
                     self.cfg.run_dir().display()
                 );
             }
