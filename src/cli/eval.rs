@@ -1,8 +1,11 @@
-//! `simclr eval knn`: the training monitor's kNN on a saved checkpoint.
+//! `simclr eval knn`: the training monitor's kNN on a saved checkpoint, optionally next to the
+//! same kNN on a randomly initialised encoder and on raw pixels.
 
 use super::DeviceArgs;
-use crate::data::{self, DatasetKind, Split};
-use crate::eval::{features::extract_features, knn, load::load_model};
+use crate::data::{self, Dataset, DatasetKind, Split};
+use crate::eval::{features::extract_features, features::normalized_batch, knn, load::load_model};
+use crate::gpu::Gpu;
+use crate::nn::model::Model;
 use anyhow::{bail, Result};
 use std::path::PathBuf;
 
@@ -32,50 +35,104 @@ pub struct KnnArgs {
     pub limit_test: Option<usize>,
     #[arg(long, default_value_t = 256)]
     pub batch: usize,
+    /// Also report a randomly initialised encoder and raw pixels.
+    #[arg(long)]
+    pub baselines: bool,
+}
+
+struct Splits {
+    train: Dataset,
+    test: Dataset,
+    n_train: usize,
+    n_test: usize,
+}
+
+fn knn_of(
+    gpu: &Gpu,
+    s: &Splits,
+    mut ftr: Vec<f32>,
+    mut fte: Vec<f32>,
+    d: usize,
+    a: &KnnArgs,
+) -> Result<knn::KnnResult> {
+    let (Some(ltr), Some(lte)) = (&s.train.labels, &s.test.labels) else {
+        bail!("kNN needs labelled data")
+    };
+    knn::l2_normalize_rows(&mut ftr, d);
+    knn::l2_normalize_rows(&mut fte, d);
+    let classes = s.test.classes.len().max(10);
+    knn::knn_eval(
+        gpu,
+        &ftr,
+        &ltr[..s.n_train],
+        &fte,
+        &lte[..s.n_test],
+        d,
+        classes,
+        a.k,
+        a.t,
+    )
+}
+
+fn features(gpu: &Gpu, m: &Model, s: &Splits) -> Result<(Vec<f32>, Vec<f32>)> {
+    Ok((
+        extract_features(gpu, m, &s.train, Some(s.n_train))?,
+        extract_features(gpu, m, &s.test, Some(s.n_test))?,
+    ))
+}
+
+fn pixels(ds: &Dataset, n: usize) -> Vec<f32> {
+    normalized_batch(ds, &(0..n).collect::<Vec<_>>(), n)
 }
 
 pub fn run(dev: &DeviceArgs, cmd: &EvalCommand) -> Result<()> {
-    match cmd {
-        EvalCommand::Knn(a) => {
-            let gpu = dev.open()?;
-            let (model, side) = load_model(&gpu, &a.checkpoint, a.batch)?;
-            let dir = data::resolve_data_dir(a.data.as_deref().or(side.config.data.as_deref()));
-            let train = data::load(DatasetKind::Cifar10, &dir, Split::Train)?;
-            let test = data::load(DatasetKind::Cifar10, &dir, Split::Test)?;
-            let (Some(ltr), Some(lte)) = (&train.labels, &test.labels) else {
-                bail!("kNN needs labelled data")
-            };
-            let d = model.features().shape[1];
-            let n_tr = a.limit_train.unwrap_or(train.len()).min(train.len());
-            let n_te = a.limit_test.unwrap_or(test.len()).min(test.len());
-            let mut ftr = extract_features(&gpu, &model, &train, Some(n_tr))?;
-            let mut fte = extract_features(&gpu, &model, &test, Some(n_te))?;
-            knn::l2_normalize_rows(&mut ftr, d);
-            knn::l2_normalize_rows(&mut fte, d);
-            let r = knn::knn_eval(
-                &gpu,
-                &ftr,
-                &ltr[..n_tr],
-                &fte,
-                &lte[..n_te],
-                d,
-                test.classes.len().max(10),
-                a.k,
-                a.t,
-            )?;
-            println!(
-                "kNN (k={}, T={}): top-1 {:.2}%  top-5 {:.2}%  ({} train, {} test)",
-                r.k,
-                r.t,
-                100.0 * r.top1,
-                100.0 * r.top5,
-                r.n_train,
-                r.n_test
-            );
-            let side_path = crate::train::checkpoint::resolve(&a.checkpoint)?;
-            let out = side_path.with_file_name("eval_knn.json");
-            crate::train::checkpoint::atomic_write(&out, serde_json::to_string_pretty(&r)?.as_bytes())?;
-            Ok(())
-        }
+    let EvalCommand::Knn(a) = cmd;
+    let gpu = dev.open()?;
+    let (model, side) = load_model(&gpu, &a.checkpoint, a.batch)?;
+    let dir = data::resolve_data_dir(a.data.as_deref().or(side.config.data.as_deref()));
+    let train = data::load(DatasetKind::Cifar10, &dir, Split::Train)?;
+    let test = data::load(DatasetKind::Cifar10, &dir, Split::Test)?;
+    let n_train = a.limit_train.unwrap_or(train.len()).min(train.len());
+    let n_test = a.limit_test.unwrap_or(test.len()).min(test.len());
+    let s = Splits {
+        train,
+        test,
+        n_train,
+        n_test,
+    };
+    let d = model.features().shape[1];
+    let mut rows = Vec::new();
+    let (ftr, fte) = features(&gpu, &model, &s)?;
+    rows.push((
+        format!("SimCLR encoder (step {})", side.step),
+        knn_of(&gpu, &s, ftr, fte, d, a)?,
+    ));
+    if a.baselines {
+        let random = Model::new(&gpu, &side.config.model(), a.batch, side.config.seed)?;
+        let (ftr, fte) = features(&gpu, &random, &s)?;
+        rows.push(("random-init encoder".into(), knn_of(&gpu, &s, ftr, fte, d, a)?));
+        let px = 3 * s.train.height * s.train.width;
+        let (ptr, pte) = (pixels(&s.train, n_train), pixels(&s.test, n_test));
+        rows.push(("raw pixels".into(), knn_of(&gpu, &s, ptr, pte, px, a)?));
     }
+    println!(
+        "kNN (k={}, T={}), {} train / {} test images:",
+        a.k, a.t, n_train, n_test
+    );
+    for (name, r) in &rows {
+        println!(
+            "  {name:<32} top-1 {:>6.2}%  top-5 {:>6.2}%",
+            100.0 * r.top1,
+            100.0 * r.top5
+        );
+    }
+    let json: serde_json::Value = rows
+        .iter()
+        .map(|(n, r)| (n.clone(), serde_json::to_value(r).unwrap()))
+        .collect();
+    let side_path = crate::train::checkpoint::resolve(&a.checkpoint)?;
+    let out = side_path.with_file_name("eval_knn.json");
+    crate::train::checkpoint::atomic_write(&out, serde_json::to_string_pretty(&json)?.as_bytes())?;
+    println!("written {}", out.display());
+    Ok(())
 }
