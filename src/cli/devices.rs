@@ -12,11 +12,13 @@ pub fn run(dev: &DeviceArgs, args: &DevicesArgs) -> anyhow::Result<()> {
     let reports = adapter_report(dev.backend);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&reports)?);
-        return Ok(());
     }
     if reports.is_empty() {
         // Same message as a failed open, so the user learns how to get a driver.
         dev.open()?;
+    }
+    if args.json {
+        return Ok(());
     }
     let mib = |b: u64| format!("{} MiB", b >> 20);
     for r in &reports {
@@ -35,9 +37,7 @@ pub fn run(dev: &DeviceArgs, args: &DevicesArgs) -> anyhow::Result<()> {
             r.shader_f16, r.subgroups, r.timestamp_queries
         );
     }
-    match dev.open() {
-        Ok(gpu) => println!("\nselected: {} ({:?} kernels)", gpu.describe(), gpu.flavor),
-        Err(e) => println!("\nno adapter selected: {e}"),
-    }
+    let gpu = dev.open()?;
+    println!("\nselected: {} ({:?} kernels)", gpu.describe(), gpu.flavor);
     Ok(())
 }

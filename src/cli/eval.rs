@@ -87,6 +87,13 @@ fn pixels(ds: &Dataset, n: usize) -> Vec<f32> {
 
 pub fn run(dev: &DeviceArgs, cmd: &EvalCommand) -> Result<()> {
     let EvalCommand::Knn(a) = cmd;
+    anyhow::ensure!(a.batch >= 1, "--batch must be at least 1");
+    anyhow::ensure!(
+        a.k >= 1 && a.t > 0.0,
+        "--k must be >= 1 and --t > 0 (got {} and {})",
+        a.k,
+        a.t
+    );
     let gpu = dev.open()?;
     let (model, side) = load_model(&gpu, &a.checkpoint, a.batch)?;
     let dir = data::resolve_data_dir(a.data.as_deref().or(side.config.data.as_deref()));

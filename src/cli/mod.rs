@@ -52,6 +52,7 @@ pub enum Command {
     /// List every GPU adapter wgpu can see, with its limits and optional features.
     Devices(devices::DevicesArgs),
     /// Train a SimCLR encoder (defaults: the SimCLR CIFAR-10 recipe).
+    #[command(allow_negative_numbers = true)]
     Train(Box<train::TrainArgs>),
     /// Evaluate a trained encoder.
     #[command(subcommand)]

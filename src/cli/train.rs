@@ -3,8 +3,9 @@
 
 use super::DeviceArgs;
 use crate::nn::arch::Arch;
-use crate::train::{StepRecord, TrainConfig, Trainer};
-use anyhow::Result;
+use crate::train::{checkpoint, trainer::largest_batch, StepRecord, TrainConfig, Trainer};
+use anyhow::{bail, Result};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -111,10 +112,15 @@ macro_rules! apply {
 impl TrainArgs {
     /// Defaults, then the TOML file, then the flags.
     pub fn to_config(&self) -> Result<TrainConfig> {
-        let mut c = match &self.config {
+        let base = match &self.config {
             Some(p) => TrainConfig::from_toml_file(p)?,
             None => TrainConfig::default(),
         };
+        self.apply(base)
+    }
+
+    /// `base` with every flag that was given applied.
+    pub fn apply(&self, mut c: TrainConfig) -> Result<TrainConfig> {
         let a = self;
         apply!(
             c,
@@ -152,6 +158,9 @@ impl TrainArgs {
         if a.head_hidden.is_some() {
             c.head_hidden = a.head_hidden;
         }
+        if a.blur_p.is_some() {
+            c.blur_p = a.blur_p;
+        }
         if a.limit_train.is_some() {
             c.limit_train = a.limit_train;
         }
@@ -161,9 +170,6 @@ impl TrainArgs {
         if a.max_steps.is_some() {
             c.max_steps = a.max_steps;
         }
-        if a.blur_p.is_some() {
-            c.blur_p = a.blur_p;
-        }
         if a.no_download {
             c.download = false;
         }
@@ -172,18 +178,109 @@ impl TrainArgs {
     }
 }
 
+/// Settings a resumed run may change: the rest would make it a different run.
+fn check_resume_changes(saved: &TrainConfig, new: &TrainConfig) -> Result<()> {
+    let mut probe = new.clone();
+    probe.epochs = saved.epochs;
+    probe.max_steps = saved.max_steps;
+    probe.knn_every = saved.knn_every;
+    probe.knn_k = saved.knn_k;
+    probe.knn_t = saved.knn_t;
+    probe.keep = saved.keep;
+    probe.data = saved.data.clone();
+    probe.limit_test = saved.limit_test;
+    probe.download = saved.download;
+    if &probe != saved {
+        let a = serde_json::to_value(saved)?;
+        let b = serde_json::to_value(&probe)?;
+        let changed: Vec<String> = a
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(k, v)| b.get(*k) != Some(v))
+            .map(|(k, v)| format!("{k} (saved {v}, given {})", b[k]))
+            .collect();
+        bail!(
+            "a resumed run keeps its settings; these cannot change: {}.\nOnly epochs, max_steps, knn_*, keep, \
+             data and limit_test may be given with --resume; start a new run (--name) to change the others",
+            changed.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// A run name not used yet in `runs_dir`: `name`, else `name-2`, `name-3`, ...
+fn fresh_name(runs_dir: &std::path::Path, name: &str) -> String {
+    let used = |n: &str| {
+        !checkpoint::list_checkpoints(&runs_dir.join(n)).is_empty() || runs_dir.join(n).join("metrics.jsonl").exists()
+    };
+    if !used(name) {
+        return name.to_string();
+    }
+    (2..).map(|i| format!("{name}-{i}")).find(|n| !used(n)).unwrap()
+}
+
 pub fn run(dev: &DeviceArgs, args: &TrainArgs) -> Result<()> {
     // Settings are checked before any GPU work.
-    let cfg = if args.resume.is_none() {
-        Some(args.to_config()?)
-    } else {
-        None
+    let mut cfg = match &args.resume {
+        Some(dir) => {
+            let side = checkpoint::read_sidecar(&checkpoint::resolve(dir)?)?;
+            let mut saved = side.config;
+            // The run lives where it was found, even if it was moved.
+            let dir = dir.canonicalize().unwrap_or(dir.clone());
+            let dir = if dir.is_dir() {
+                dir
+            } else {
+                dir.parent().unwrap().to_path_buf()
+            };
+            saved.runs_dir = dir.parent().map(|p| p.to_path_buf()).unwrap_or_default();
+            saved.name = dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let cfg = args.apply(saved.clone())?;
+            check_resume_changes(&saved, &cfg)?;
+            cfg
+        }
+        None => {
+            let mut cfg = args.to_config()?;
+            if cfg.warmup_epochs >= cfg.epochs && args.warmup_epochs.is_none() {
+                let w = cfg.epochs / 10;
+                eprintln!(
+                    "note: {} warmup epochs would fill the {}-epoch run; using {w}",
+                    cfg.warmup_epochs, cfg.epochs
+                );
+                cfg.warmup_epochs = w;
+            }
+            let name = fresh_name(&cfg.runs_dir, &cfg.name);
+            if name != cfg.name {
+                if args.name.is_some() {
+                    bail!(
+                        "{} already holds a run; continue it with --resume {} or choose another --name",
+                        cfg.run_dir().display(),
+                        cfg.run_dir().display()
+                    );
+                }
+                eprintln!("{} already holds a run; this one is '{name}'", cfg.run_dir().display());
+                cfg.name = name;
+            }
+            cfg
+        }
     };
     let gpu = Arc::new(dev.open()?);
     eprintln!("device: {}", gpu.describe());
+    let fits = largest_batch(&cfg, gpu.limits.max_storage_buffer_binding_size);
+    if cfg.batch > fits && args.batch.is_none() && args.resume.is_none() && fits >= 2 {
+        eprintln!(
+            "note: batch {} does not fit this device's {} MiB storage-binding limit; using batch {fits} (set --batch)",
+            cfg.batch,
+            gpu.limits.max_storage_buffer_binding_size >> 20
+        );
+        cfg.batch = fits;
+    }
     let mut trainer = match &args.resume {
-        Some(dir) => Trainer::resume(gpu.clone(), dir)?,
-        None => Trainer::new(gpu.clone(), cfg.unwrap())?,
+        Some(dir) => Trainer::resume_with(gpu.clone(), dir, cfg)?,
+        None => Trainer::new(gpu.clone(), cfg)?,
     };
     let c = &trainer.cfg;
     eprintln!(
@@ -197,14 +294,14 @@ pub fn run(dev: &DeviceArgs, args: &TrainArgs) -> Result<()> {
         c.run_dir().display()
     );
     if gpu.is_software() {
+        let hint = if c.arch != Arch::Tiny {
+            " Consider --arch tiny."
+        } else {
+            ""
+        };
         eprintln!(
-            "note: '{}' is a software (CPU) adapter: training will be slow. {}",
-            gpu.info.name,
-            if c.arch != Arch::Tiny {
-                "Consider --arch tiny."
-            } else {
-                ""
-            }
+            "note: '{}' is a software (CPU) adapter: training will be slow.{hint}",
+            gpu.info.name
         );
     }
     let stop = Arc::new(AtomicBool::new(false));
@@ -221,7 +318,9 @@ pub fn run(dev: &DeviceArgs, args: &TrainArgs) -> Result<()> {
         .max_steps
         .map(|m| m.min(trainer.total_steps))
         .unwrap_or(trainer.total_steps);
-    let bar = if args.quiet {
+    // Log lines instead of a bar when asked, or when stderr is not a terminal (a log file).
+    let quiet = args.quiet || !std::io::stderr().is_terminal();
+    let bar = if quiet {
         indicatif::ProgressBar::hidden()
     } else {
         indicatif::ProgressBar::new(end as u64)
@@ -235,27 +334,45 @@ pub fn run(dev: &DeviceArgs, args: &TrainArgs) -> Result<()> {
     let mut estimated = false;
     let mut on_step = |t: &Trainer, r: &StepRecord| {
         bar.set_position(r.step as u64 + 1);
-        bar.set_message(format!(
+        let line = format!(
             "epoch {} loss {:.4} pos-acc {:.3} {:.0} img/s",
             r.epoch, r.loss, r.pos_acc, r.images_per_s
-        ));
-        if args.quiet && r.step % 20 == 0 {
-            eprintln!(
-                "step {} epoch {} loss {:.4} lr {:.4} {:.0} img/s",
-                r.step, r.epoch, r.loss, r.lr, r.images_per_s
-            );
+        );
+        if quiet && r.step % 20 == 0 {
+            eprintln!("step {} {line} lr {:.4}", r.step, r.lr);
         }
+        bar.set_message(line);
         if !estimated && r.images_per_s > 0.0 && r.step >= 2 {
             estimated = true;
-            let epoch_s = t.train.len() as f64 / r.images_per_s;
-            bar.println(format!("estimated time per epoch: {:.1} min", epoch_s / 60.0));
+            let msg = format!(
+                "estimated time per epoch: {:.1} min",
+                t.train.len() as f64 / r.images_per_s / 60.0
+            );
+            if quiet {
+                eprintln!("{msg}");
+            } else {
+                bar.println(msg);
+            }
         }
     };
     let result = trainer.run(&stop, &mut on_step);
     bar.finish();
     result?;
-    if let Some(last) = trainer.history.last() {
-        eprintln!("done in {:.1} min: {last}", started.elapsed().as_secs_f64() / 60.0);
+    let mins = started.elapsed().as_secs_f64() / 60.0;
+    if stop.load(Ordering::SeqCst) {
+        eprintln!("interrupted after {mins:.1} min at step {}", trainer.step);
+        std::process::exit(130);
+    }
+    eprintln!(
+        "done in {mins:.1} min at step {}; run dir {}",
+        trainer.step,
+        trainer.cfg.run_dir().display()
+    );
+    if let Some(knn) = trainer.history.iter().rev().find_map(|r| r.get("knn_top1")) {
+        eprintln!(
+            "kNN top-1 at the last evaluation: {:.2}%",
+            100.0 * knn.as_f64().unwrap_or(0.0)
+        );
     }
     Ok(())
 }

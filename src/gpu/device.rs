@@ -171,6 +171,14 @@ impl Gpu {
         let flavor = match std::env::var("SIMCLR_KERNELS").as_deref() {
             Ok("tiled") => KernelFlavor::Tiled,
             Ok("rows") => KernelFlavor::Rows,
+            Ok(other) if !other.is_empty() => {
+                eprintln!("warning: SIMCLR_KERNELS={other} is not 'tiled' or 'rows'; choosing by adapter type");
+                if info.device_type == wgpu::DeviceType::Cpu {
+                    KernelFlavor::Rows
+                } else {
+                    KernelFlavor::Tiled
+                }
+            }
             _ if info.device_type == wgpu::DeviceType::Cpu => KernelFlavor::Rows,
             _ => KernelFlavor::Tiled,
         };
@@ -240,7 +248,12 @@ pub fn adapter_report(backend: BackendChoice) -> Vec<AdapterReport> {
                 name: i.name.clone(),
                 backend: format!("{:?}", i.backend),
                 device_type: format!("{:?}", i.device_type),
-                driver: format!("{} {}", i.driver, i.driver_info).trim().to_string(),
+                driver: [i.driver.as_str(), i.driver_info.as_str()]
+                    .iter()
+                    .filter(|s| !s.is_empty())
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join(" "),
                 max_storage_buffer_binding_size: l.max_storage_buffer_binding_size,
                 max_buffer_size: l.max_buffer_size,
                 max_compute_workgroup_storage_size: l.max_compute_workgroup_storage_size,

@@ -146,11 +146,31 @@ pub fn resolve(path: &Path) -> Result<PathBuf> {
             .pop()
             .ok_or_else(|| anyhow!("no checkpoint in {} (expected checkpoint-*.json)", path.display()));
     }
+    if !path.exists() {
+        bail!(
+            "checkpoint {} not found (give a run directory or a checkpoint-*.json/.safetensors file)",
+            path.display()
+        );
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if !name.starts_with("checkpoint-") {
+        bail!(
+            "{} is not a checkpoint (expected a run directory or a checkpoint-*.json/.safetensors file)",
+            path.display()
+        );
+    }
     let side = path.with_extension("json");
     if side.is_file() {
         return Ok(side);
     }
-    bail!("checkpoint {} not found", path.display())
+    bail!(
+        "checkpoint {}: its sidecar {} is missing (it holds the model settings)",
+        path.display(),
+        side.display()
+    )
 }
 
 pub fn read_sidecar(path: &Path) -> Result<Sidecar> {

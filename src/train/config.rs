@@ -147,6 +147,29 @@ impl TrainConfig {
         if !(self.width > 0.0) {
             bail!("width multiplier must be > 0 (got {})", self.width);
         }
+        if self.out_dim == 0 || self.head_hidden == Some(0) {
+            bail!("out_dim and head_hidden must be at least 1");
+        }
+        if self.knn_k == 0 || !(self.knn_t > 0.0) {
+            bail!(
+                "knn_k must be >= 1 and knn_t > 0 (got {} and {})",
+                self.knn_k,
+                self.knn_t
+            );
+        }
+        if self.keep == 0 {
+            bail!("keep must be at least 1 (the newest checkpoint is always kept)");
+        }
+        if self.max_steps == Some(0) {
+            bail!("max_steps must be at least 1");
+        }
+        let plain = !self.name.is_empty() && self.name != "." && self.name != ".." && !self.name.contains(['/', '\\']);
+        if !plain {
+            bail!(
+                "run name '{}' must be a plain folder name (no '/', not empty)",
+                self.name
+            );
+        }
         if self.epochs == 0 {
             bail!("epochs must be at least 1");
         }

@@ -59,6 +59,12 @@ pub struct Trainer {
     pub last_views: Vec<crate::augment::ViewParams>,
 }
 
+/// The largest batch (source images, two views each) whose activations fit a storage
+/// binding of `limit` bytes.
+pub fn largest_batch(cfg: &TrainConfig, limit: u64) -> usize {
+    limit as usize / (2 * largest_activation(cfg).1)
+}
+
 /// Per-sample bytes of the largest activation: what bounds the batch on a device.
 fn largest_activation(cfg: &TrainConfig) -> (usize, usize) {
     let g = arch::build(&cfg.model());
@@ -98,8 +104,11 @@ pub fn load_train_data(cfg: &TrainConfig) -> Result<Dataset> {
 }
 
 impl Trainer {
-    pub fn new(gpu: Arc<Gpu>, cfg: TrainConfig) -> Result<Trainer> {
+    pub fn new(gpu: Arc<Gpu>, mut cfg: TrainConfig) -> Result<Trainer> {
         cfg.validate()?;
+        // Record the folder actually used, so evaluation finds it without $SIMCLR_DATA.
+        let dir = data::resolve_data_dir(cfg.data.as_deref());
+        cfg.data = Some(std::fs::canonicalize(&dir).unwrap_or(dir));
         let train = load_train_data(&cfg)?;
         Self::with_data(gpu, cfg, train)
     }
@@ -178,9 +187,15 @@ impl Trainer {
 
     /// Continue the run in `run_dir` from its newest checkpoint.
     pub fn resume(gpu: Arc<Gpu>, run_dir: &std::path::Path) -> Result<Trainer> {
+        let side = checkpoint::read_sidecar(&checkpoint::resolve(run_dir)?)?;
+        Self::resume_with(gpu, run_dir, side.config)
+    }
+
+    /// Resume with `cfg` (the checkpoint's settings, possibly with run-time settings such as
+    /// the number of epochs changed by the caller).
+    pub fn resume_with(gpu: Arc<Gpu>, run_dir: &std::path::Path, cfg: TrainConfig) -> Result<Trainer> {
         let side_path = checkpoint::resolve(run_dir)?;
-        let side = checkpoint::read_sidecar(&side_path)?;
-        let mut t = Self::new(gpu, side.config.clone())?;
+        let mut t = Self::new(gpu, cfg)?;
         t.load_checkpoint(&side_path)?;
         Ok(t)
     }
@@ -390,13 +405,15 @@ impl Trainer {
             }
             if self.step % self.steps_per_epoch == 0 || self.step == end {
                 self.finish_records(&mut losses, on_step)?;
-                let epoch = self.epoch();
+                // The 0-based index of the epoch just finished, as in the step records.
+                let epoch = (self.step - 1) / self.steps_per_epoch;
                 let secs = epoch_start.elapsed().as_secs_f64();
                 let mean_loss = losses.iter().map(|&l| l as f64).sum::<f64>() / losses.len().max(1) as f64;
                 let mut rec = serde_json::json!({"kind": "epoch", "epoch": epoch, "step": self.step,
                     "loss_mean": mean_loss, "seconds": secs});
                 let complete = self.step % self.steps_per_epoch == 0;
-                if complete && self.cfg.knn_every > 0 && epoch % self.cfg.knn_every == 0 {
+                rec["partial"] = (!complete).into();
+                if complete && self.cfg.knn_every > 0 && (epoch + 1) % self.cfg.knn_every == 0 {
                     match self.knn() {
                         Ok(k) => {
                             rec["knn_top1"] = k.top1.into();
