@@ -27,6 +27,9 @@ pub struct KernelsArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Batch of the conv2d rows (ResNet-18 CIFAR layer shapes); 0 skips them.
+    #[arg(long, default_value_t = 256)]
+    pub conv_batch: usize,
 }
 
 pub fn run(dev: &DeviceArgs, args: &BenchArgs) -> anyhow::Result<()> {
@@ -47,7 +50,13 @@ pub fn run(dev: &DeviceArgs, args: &BenchArgs) -> anyhow::Result<()> {
         BenchCommand::Train(a) => return super::bench_train::run(gpu, a),
         BenchCommand::Kernels(k) => {
             anyhow::ensure!(k.size > 0, "--size must be at least 1");
-            (bench::kernels::run(&gpu, k.size)?, k.json)
+            let mut rows = bench::kernels::run(&gpu, k.size)?;
+            if k.conv_batch > 0 {
+                for (name, flops, secs) in bench::conv::conv_rows_at(&gpu, k.conv_batch)? {
+                    rows.push(bench::BenchRow::new(name, flops, secs));
+                }
+            }
+            (rows, k.json)
         }
     };
     if json {
