@@ -96,6 +96,15 @@ fn block_rows(rb: u32) -> Rows {
     return r;
 }
 
+// One kernel row of forward taps: input row iy (base offset cb), weights from column offsets wk.
+fn fwd_row(acc: ptr<function, Block>, cb: i32, iy: i32, ix0: i32, wk: vec4<u32>) {
+    let vy = inside(iy, p.h);
+    let r = cb + iy * i32(p.w);
+    for (var v = 0u; v < KW; v++) {
+        mac(acc, ld0(r + i32(v), vy && inside(ix0 + i32(v), p.w)), ld1x4(wk + v));
+    }
+}
+
 // y[N,O,Ho,Wo] = conv(x, W). Rows: output pixels m = (n, oy, ox); columns: output channels o.
 @compute @workgroup_size(WG)
 fn forward_rows(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
@@ -119,13 +128,17 @@ fn forward_rows(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup
     var k = 0u;
     for (var c = 0u; c < p.c; c++) {
         let cb = xb + i32(c * HW);
-        for (var u = 0u; u < KH; u++) {
-            let iy = iy0 + i32(u);
-            let vy = inside(iy, p.h);
-            let r = cb + iy * i32(p.w);
-            for (var v = 0u; v < KW; v++) {
-                mac(&acc, ld0(r + i32(v), vy && inside(ix0 + i32(v), p.w)), ld1x4(wb + k));
-                k++;
+        if (KH == 3u) {
+            // Three kernel rows written out: 9 taps per loop iteration (lavapipe masks every accumulator
+            // update inside a loop, once per iteration).
+            fwd_row(&acc, cb, iy0, ix0, wb + k);
+            fwd_row(&acc, cb, iy0 + 1, ix0, wb + k + KW);
+            fwd_row(&acc, cb, iy0 + 2, ix0, wb + k + 2u * KW);
+            k += 3u * KW;
+        } else {
+            for (var u = 0u; u < KH; u++) {
+                fwd_row(&acc, cb, iy0 + i32(u), ix0, wb + k);
+                k += KW;
             }
         }
     }
@@ -133,6 +146,15 @@ fn forward_rows(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup
     let br = block_rows(rb);
     store_block((br.lo / P) * p.o * P + br.lo % P, (br.hi / P) * p.o * P + br.hi % P, br.okl, br.okh, oc * P,
                 oc < vec4<u32>(p.o), acc);
+}
+
+// One row of backward-input taps: dy row oy (image/channel base ob), weights from column offsets wu.
+fn bin_row(acc: ptr<function, Block>, ob: i32, oy: i32, ox0: i32, wu: vec4<u32>, tx_count: u32) {
+    let vy = inside(oy, p.ho);
+    let r = ob + oy * i32(p.wo);
+    for (var tx = 0u; tx < tx_count; tx++) {
+        mac(acc, ld0(r - i32(tx), vy && inside(ox0 - i32(tx), p.wo)), ld1x4(wu + tx * S));
+    }
 }
 
 // dx[N,C,H,W] for the input pixels of class (RY, RX): (iy + pad) mod S = RY, (ix + pad) mod S = RX, laid out
@@ -166,13 +188,13 @@ fn backward_input_rows(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(wo
     for (var o = 0u; o < p.o; o++) {
         let ob = db + i32(o * P);
         let wo = wb + o * p.c * KK;
-        for (var ty = 0u; ty < TY; ty++) {
-            let oy = oy0 - i32(ty);
-            let vy = inside(oy, p.ho);
-            let r = ob + oy * i32(p.wo);
-            let wu = wo + ty * S * KW;
-            for (var tx = 0u; tx < TX; tx++) {
-                mac(&acc, ld0(r - i32(tx), vy && inside(ox0 - i32(tx), p.wo)), ld1x4(wu + tx * S));
+        if (TY == 3u) {
+            bin_row(&acc, ob, oy0, ox0, wo, TX);
+            bin_row(&acc, ob, oy0 - 1, ox0, wo + S * KW, TX);
+            bin_row(&acc, ob, oy0 - 2, ox0, wo + 2u * S * KW, TX);
+        } else {
+            for (var ty = 0u; ty < TY; ty++) {
+                bin_row(&acc, ob, oy0 - i32(ty), ox0, wo + ty * S * KW, TX);
             }
         }
     }
@@ -187,6 +209,12 @@ fn backward_input_rows(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(wo
     let okh = br.okh & (yh < vec4<u32>(p.h)) & (xh < vec4<u32>(p.w));
     store_block((br.lo / HWc) * p.c * HW + yl * p.w + xl, (br.hi / HWc) * p.c * HW + yh * p.w + xh, okl, okh,
                 cc * HW, cc < vec4<u32>(p.c), acc);
+}
+
+// One backward-weight step: output column ox of the current image row.
+fn bw_tap(acc: ptr<function, Block>, xr: i32, v0: i32, vy: bool, ox: u32, db: vec4<u32>) {
+    let ix = i32(ox * p.stride);
+    mac(acc, ld0(xr + ix, vy && inside(v0 + ix, p.w)), ld1x4(db + ox));
 }
 
 // dW[O, C·KH·KW] (or one split's partial sum) from x and dy. Rows: (c, u, v); columns: output channels;
@@ -220,18 +248,17 @@ fn backward_weight_rows(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(w
         let vy = inside(iy, p.h);
         let xr = xc + i32(n * p.c * HW) + iy * i32(p.w);
         let db = ob + n * p.o * P + oy * p.wo;
-        // Two output columns per iteration: half the loop overhead (accumulator updates in a loop are
-        // masked on lavapipe).
+        // Four output columns per iteration: a quarter of the loop overhead (accumulator updates in a loop
+        // are masked on lavapipe, once per iteration).
         var ox = 0u;
-        for (; ox + 1u < p.wo; ox += 2u) {
-            let ix = i32(ox * s);
-            mac(&acc, ld0(xr + ix, vy && inside(v0 + ix, p.w)), ld1x4(db + ox));
-            let ix1 = ix + i32(s);
-            mac(&acc, ld0(xr + ix1, vy && inside(v0 + ix1, p.w)), ld1x4(db + ox + 1u));
+        for (; ox + 3u < p.wo; ox += 4u) {
+            bw_tap(&acc, xr, v0, vy, ox, db);
+            bw_tap(&acc, xr, v0, vy, ox + 1u, db);
+            bw_tap(&acc, xr, v0, vy, ox + 2u, db);
+            bw_tap(&acc, xr, v0, vy, ox + 3u, db);
         }
-        if (ox < p.wo) {
-            let ix = i32(ox * s);
-            mac(&acc, ld0(xr + ix, vy && inside(v0 + ix, p.w)), ld1x4(db + ox));
+        for (; ox < p.wo; ox++) {
+            bw_tap(&acc, xr, v0, vy, ox, db);
         }
     }
     // dst[split·O·CKK + o·CKK + ckk]
