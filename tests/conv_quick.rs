@@ -22,7 +22,13 @@ fn quick() {
     };
     let geo = ConvGeom { stride: 1, pad: 1 };
     let shapes: Vec<(usize, usize, usize)> = match std::env::var("SHAPES") {
-        Ok(s) => s.split(',').map(|t| { let v: Vec<usize> = t.split('x').map(|a| a.parse().unwrap()).collect(); (v[0], v[1], v[2]) }).collect(),
+        Ok(s) => s
+            .split(',')
+            .map(|t| {
+                let v: Vec<usize> = t.split('x').map(|a| a.parse().unwrap()).collect();
+                (v[0], v[1], v[2])
+            })
+            .collect(),
         Err(_) => vec![(64, 64, 32), (512, 512, 4)],
     };
     for (ci, ch, hw) in shapes {
