@@ -134,7 +134,7 @@ fn conv2d_gpu_matches_cpu_on_odd_shapes_both_flavors() {
         conv(2, 67, 8, 8, 9, 1, 2, 0),    // 1×1 stride-2 downsample, C beyond one tile
         conv(1, 3, 15, 13, 8, 7, 2, 3),   // 7×7 s2 p3 stem
         conv(3, 20, 5, 5, 36, 3, 1, 1),   // 3×3 s1
-        conv(2, 4, 9, 6, 3, 3, 2, 0),     // no padding: input column 5 is read by no tap (dx = 0)
+        conv(2, 4, 9, 6, 3, 2, 3, 0),     // kernel 2, stride 3 (leftover input rows/columns)
         conv(1, 2, 4, 5, 3, 1, 1, 2),     // padding wider than the kernel (zero border outputs)
         conv(5, 3, 33, 33, 6, 3, 1, 1),   // long reduction: backward-weight is split in two (uneven)
         conv(2, 130, 4, 4, 131, 3, 1, 1), // channels beyond two tiles, tiny image

@@ -47,8 +47,8 @@ struct Params {
     wc: u32,
 }
 
-/// Rows kernels: 16 GEMM rows per workgroup, 4 columns per invocation.
-const ROWS_M: usize = 16;
+/// Rows kernels: 8 GEMM rows per workgroup, 4 columns per invocation.
+const ROWS_M: usize = 8;
 const ROWS_N: usize = 4;
 /// Tiled kernels: 64×64 output tiles.
 const TILE: usize = 64;
@@ -140,10 +140,9 @@ impl Dims {
     }
 }
 
-/// Invocations of a rows workgroup for `cols` GEMM columns: 8 (the CPU SIMD width) to 64, a power of two so
-/// that few pipelines get compiled (each takes ~1 s on lavapipe).
+/// Invocations of a rows workgroup for `cols` GEMM columns: a multiple of 8 (the CPU SIMD width), at most 64.
 fn rows_wg(cols: usize) -> usize {
-    cols.div_ceil(ROWS_N).next_power_of_two().clamp(8, 64)
+    cols.div_ceil(ROWS_N).next_multiple_of(8).min(64)
 }
 
 /// Fill in the row/column tiling of `p` for `rows` × `cols` GEMM outputs (× `layers` splits);
