@@ -47,19 +47,10 @@ struct Splits {
     n_test: usize,
 }
 
-fn knn_of(
-    gpu: &Gpu,
-    s: &Splits,
-    mut ftr: Vec<f32>,
-    mut fte: Vec<f32>,
-    d: usize,
-    a: &KnnArgs,
-) -> Result<knn::KnnResult> {
+fn knn_of(gpu: &Gpu, s: &Splits, ftr: Vec<f32>, fte: Vec<f32>, d: usize, a: &KnnArgs) -> Result<knn::KnnResult> {
     let (Some(ltr), Some(lte)) = (&s.train.labels, &s.test.labels) else {
         bail!("kNN needs labelled data")
     };
-    knn::l2_normalize_rows(&mut ftr, d);
-    knn::l2_normalize_rows(&mut fte, d);
     let classes = s.test.classes.len().max(10);
     knn::knn_eval(
         gpu,

@@ -41,7 +41,11 @@ pub fn ranking(votes: &[f64]) -> Vec<usize> {
 
 /// The `k` largest (similarity, index) pairs of `sims`, sorted descending.
 pub fn top_k(sims: &[f32], k: usize) -> Vec<(f32, usize)> {
-    let mut v: Vec<(f32, usize)> = sims.iter().copied().enumerate().map(|(i, s)| (s, i)).collect();
+    best_k(sims.iter().copied().enumerate().map(|(i, s)| (s, i)).collect(), k)
+}
+
+/// The `k` pairs of `v` with the largest similarity, sorted descending (ties: lower index).
+fn best_k(mut v: Vec<(f32, usize)>, k: usize) -> Vec<(f32, usize)> {
     let k = k.min(v.len());
     if k == 0 {
         return Vec::new();
@@ -52,7 +56,7 @@ pub fn top_k(sims: &[f32], k: usize) -> Vec<(f32, usize)> {
     v
 }
 
-/// kNN top-1/top-5 of `test` against `train` (both L2-normalised, rows of width `d`).
+/// kNN top-1/top-5 of `test` against `train` (rows of width `d`; L2-normalised here).
 #[allow(clippy::too_many_arguments)]
 pub fn knn_eval(
     gpu: &Gpu,
@@ -74,6 +78,9 @@ pub fn knn_eval(
         n_train > 0 && n_test > 0,
         "kNN needs at least one train and one test image"
     );
+    let (mut train, mut test) = (train.to_vec(), test.to_vec());
+    l2_normalize_rows(&mut train, d);
+    l2_normalize_rows(&mut test, d);
     // Blocks sized to stay well inside the storage-binding limit.
     let limit = (gpu.limits.max_storage_buffer_binding_size / 4) as usize;
     let train_chunk = n_train.min((limit / 2 / d).max(1));
@@ -110,7 +117,7 @@ pub fn knn_eval(
                         .map(|(v, i)| (v, i + start)),
                 );
                 if chunks.len() > 1 {
-                    *b = top_k_pairs(b, k_eff);
+                    *b = best_k(std::mem::take(b), k_eff);
                 }
             }
         }
@@ -130,11 +137,4 @@ pub fn knn_eval(
         n_train,
         n_test,
     })
-}
-
-fn top_k_pairs(v: &[(f32, usize)], k: usize) -> Vec<(f32, usize)> {
-    let mut v = v.to_vec();
-    v.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-    v.truncate(k);
-    v
 }

@@ -16,7 +16,7 @@ use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 /// What one step reported (read back a step late).
@@ -34,6 +34,8 @@ pub struct Trainer {
     pub cfg: TrainConfig,
     pub gpu: Arc<Gpu>,
     pub train: Dataset,
+    /// The labelled test split for the kNN monitor, loaded on first use.
+    test: OnceLock<Dataset>,
     pub model: Model,
     pub augmenter: Augmenter,
     _images: GpuImages,
@@ -163,6 +165,7 @@ impl Trainer {
             cfg,
             gpu,
             train,
+            test: OnceLock::new(),
             model,
             augmenter,
             _images: images,
@@ -287,18 +290,23 @@ impl Trainer {
     /// kNN top-1/top-5 of the current encoder: labelled train split (the training images)
     /// against the test split.
     pub fn knn(&self) -> Result<knn::KnnResult> {
-        let dir = data::resolve_data_dir(self.cfg.data.as_deref());
-        let test = data::load(DatasetKind::Cifar10, &dir, Split::Test)?;
+        // The test split is read from disk once per run, not at every evaluation.
+        let test = match self.test.get() {
+            Some(t) => t,
+            None => {
+                let dir = data::resolve_data_dir(self.cfg.data.as_deref());
+                let _ = self.test.set(data::load(DatasetKind::Cifar10, &dir, Split::Test)?);
+                self.test.get().unwrap()
+            }
+        };
         let (train_l, test_l) = (self.train.labels.as_ref(), test.labels.as_ref());
         let (Some(train_l), Some(test_l)) = (train_l, test_l) else {
             bail!("kNN needs labelled data")
         };
         let n_test = self.cfg.limit_test.unwrap_or(test.len()).min(test.len());
         let d = self.model.features().shape[1];
-        let mut ftr = extract_features(&self.gpu, &self.model, &self.train, None)?;
-        let mut fte = extract_features(&self.gpu, &self.model, &test, Some(n_test))?;
-        knn::l2_normalize_rows(&mut ftr, d);
-        knn::l2_normalize_rows(&mut fte, d);
+        let ftr = extract_features(&self.gpu, &self.model, &self.train, None)?;
+        let fte = extract_features(&self.gpu, &self.model, test, Some(n_test))?;
         let classes = test.classes.len().max(1 + *train_l.iter().max().unwrap_or(&0) as usize);
         knn::knn_eval(
             &self.gpu,
