@@ -5,6 +5,7 @@ mod bench;
 mod bench_train;
 pub mod data;
 mod devices;
+mod embed;
 mod eval;
 mod train;
 
@@ -57,6 +58,10 @@ pub enum Command {
     /// Evaluate a trained encoder.
     #[command(subcommand)]
     Eval(eval::EvalCommand),
+    /// Features of every image of a dataset to a safetensors file (numpy/PyTorch readable).
+    Embed(embed::EmbedArgs),
+    /// A query image's nearest neighbours under the encoder, as a PNG with similarities.
+    Neighbors(embed::NeighborsArgs),
     /// Download or inspect datasets.
     Data(data::DataArgs),
     /// Write a preview grid of augmented pairs (original | view 1 | view 2) and their parameters.
@@ -70,6 +75,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Devices(a) => devices::run(&cli.device, &a),
         Command::Train(a) => train::run(&cli.device, &a),
         Command::Eval(c) => eval::run(&cli.device, &c),
+        Command::Embed(a) => embed::run_embed(&cli.device, &a),
+        Command::Neighbors(a) => embed::run_neighbors(&cli.device, &a),
         Command::Data(a) => data::run(&a),
         Command::Augment(a) => augment::run(&cli.device, &a),
         Command::Bench(a) => bench::run(&cli.device, &a),

@@ -201,6 +201,15 @@ fn fit(img: image::RgbImage, h: usize, w: usize) -> image::RgbImage {
     image::imageops::crop_imm(&scaled, x0, y0, w as u32, h as u32).to_image()
 }
 
+/// Decode one image file and bring it to size×size the way folder datasets are (shorter side
+/// scaled, centre crop); HWC RGB bytes. Errors name the file.
+pub fn load_image_file(path: &Path, size: usize) -> anyhow::Result<Vec<u8>> {
+    let img = image::open(path)
+        .map_err(|e| anyhow::anyhow!("{} is not a readable image: {e}", path.display()))?
+        .to_rgb8();
+    Ok(fit(img, size, size).into_raw())
+}
+
 /// Load a folder dataset (see the module docs), using and refreshing the cache.
 pub fn load(dir: &Path, split: Split, opts: &LoadOptions) -> anyhow::Result<(Dataset, FolderReport)> {
     let listing = list(dir, split)?;

@@ -45,3 +45,32 @@ pub fn extract_features(gpu: &crate::gpu::Gpu, model: &Model, ds: &Dataset, limi
     }
     Ok(feats)
 }
+
+/// Labelled features of the first `limit` images of `ds` under `model`.
+pub fn encoder_features(
+    gpu: &crate::gpu::Gpu,
+    model: &Model,
+    ds: &Dataset,
+    limit: Option<usize>,
+) -> Result<super::probe::Features> {
+    let data = extract_features(gpu, model, ds, limit)?;
+    let d = model.features().shape[1];
+    super::probe::Features::new(data, labels_of(ds, limit)?, d)
+}
+
+/// Labelled raw pixels (normalised per channel, NCHW order) of the first `limit` images.
+pub fn pixel_features(ds: &Dataset, limit: Option<usize>) -> Result<super::probe::Features> {
+    let n = limit.unwrap_or(ds.len()).min(ds.len());
+    let d = 3 * ds.height * ds.width;
+    let data = normalized_batch(ds, &(0..n).collect::<Vec<_>>(), n);
+    super::probe::Features::new(data, labels_of(ds, limit)?, d)
+}
+
+/// The first `limit` labels of `ds`, or an error naming the dataset when it has none.
+pub fn labels_of(ds: &Dataset, limit: Option<usize>) -> Result<Vec<u32>> {
+    let n = limit.unwrap_or(ds.len()).min(ds.len());
+    match &ds.labels {
+        Some(l) => Ok(l[..n].to_vec()),
+        None => anyhow::bail!("dataset '{}' has no labels, but this evaluation needs them", ds.name),
+    }
+}
