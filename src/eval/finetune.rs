@@ -254,7 +254,7 @@ fn evaluate(gpu: &Gpu, model: &Model, ds: &Dataset, labels: &[u32], classes: usi
     for start in (0..ds.len()).step_by(rows) {
         let idx: Vec<usize> = (start..(start + rows).min(ds.len())).collect();
         model.input().write_f32(gpu, &normalized_batch(ds, &idx, rows));
-        gpu.run(model.forward_eval())?;
+        gpu.run(model.forward_eval_all())?;
         let logits = model.output().read_f32(gpu)?;
         for (r, &i) in idx.iter().enumerate() {
             let (h1, h5) = super::probe::hits(&logits[r * classes..(r + 1) * classes], labels[i]);

@@ -144,7 +144,10 @@ pub struct Planned {
     /// Gradient of each activation (the sum over its readers); None for the input.
     pub act_grads: Vec<Option<Tensor>>,
     pub forward_train: Program,
+    /// Eval mode, encoder only (features).
     pub forward_eval: Program,
+    /// Eval mode through the head too (logits of a fine-tuned classifier).
+    pub forward_eval_all: Program,
     pub backward: Program,
     /// u32 argmax of each max-pool op, by op index.
     _argmax: Vec<Option<Tensor>>,
@@ -216,6 +219,7 @@ impl Planned {
         let mut scratch = Vec::new();
         let mut fwd_train = Program::new();
         let mut eval_prog = Program::new();
+        let mut eval_all = Program::new();
         for (i, op) in g.ops.iter().enumerate() {
             // Only the encoder runs in eval mode (feature extraction); the head is train-only.
             let mut fwd_eval = Program::new();
@@ -286,6 +290,7 @@ impl Planned {
             if i < g.encoder_end {
                 eval_prog.extend(&fwd_eval);
             }
+            eval_all.extend(&fwd_eval);
         }
 
         let mut bwd = Program::new();
@@ -383,6 +388,7 @@ impl Planned {
             act_grads,
             forward_train: fwd_train,
             forward_eval: eval_prog,
+            forward_eval_all: eval_all,
             backward: bwd,
             _argmax: argmax,
             _scratch: scratch,

@@ -91,6 +91,10 @@ impl Model {
     pub fn forward_eval(&self) -> &Program {
         &self.plan.forward_eval
     }
+    /// Eval mode through the head (`forward_eval` stops at the features).
+    pub fn forward_eval_all(&self) -> &Program {
+        &self.plan.forward_eval_all
+    }
     pub fn backward(&self) -> &Program {
         &self.plan.backward
     }
