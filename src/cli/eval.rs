@@ -165,18 +165,23 @@ impl Setup {
         format!("SimCLR encoder (step {})", self.side.step)
     }
 
-    /// The checkpoint's encoder features of one split, cached next to the checkpoint.
-    fn trained(&self, split: Split) -> Result<Features> {
+    /// Encoder features of one split, cached next to the checkpoint under `stem` (features
+    /// are deterministic: eval mode, no augmentation).
+    fn cached(&self, model: &Model, stem: &str, split: Split) -> Result<Features> {
         let (ds, n) = self.split(split);
-        let stem = self.side_path.file_stem().unwrap().to_string_lossy();
         let file = format!(
             "{stem}.{}-{}-{n}.features.safetensors",
             self.c.dataset.name(),
             split.name()
         );
         embed::cached(&self.side_path.with_file_name(file), n, || {
-            features::encoder_features(&self.gpu, &self.model, ds, Some(n))
+            features::encoder_features(&self.gpu, model, ds, Some(n))
         })
+    }
+
+    fn trained(&self, split: Split) -> Result<Features> {
+        let stem = self.side_path.file_stem().unwrap().to_string_lossy().into_owned();
+        self.cached(&self.model, &stem, split)
     }
 
     fn random_model(&self) -> Result<Model> {
@@ -200,10 +205,13 @@ impl Setup {
         let mut sets = vec![(self.name(), self.trained(Split::Train)?, self.trained(Split::Test)?)];
         if self.c.baselines {
             let random = self.random_model()?;
+            // Same architecture and seed give the same initial weights: cache per (arch, seed).
+            let cfg = &self.side.config;
+            let stem = format!("random-{:?}-w{}-seed{}", cfg.arch, cfg.width, cfg.seed).to_lowercase();
             sets.push((
                 "random-init encoder".into(),
-                features::encoder_features(&self.gpu, &random, &self.train, Some(self.n_train))?,
-                features::encoder_features(&self.gpu, &random, &self.test, Some(self.n_test))?,
+                self.cached(&random, &stem, Split::Train)?,
+                self.cached(&random, &stem, Split::Test)?,
             ));
             sets.push((
                 "raw pixels".into(),

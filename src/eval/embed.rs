@@ -76,3 +76,31 @@ pub fn cached(path: &Path, n: usize, make: impl FnOnce() -> Result<Features>) ->
     }
     Ok(f)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn feature_files_round_trip_with_and_without_labels() {
+        let dir = std::env::temp_dir().join(format!("simclr-embed-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let data: Vec<f32> = (0..12).map(|i| i as f32 * 0.5 - 2.0).collect();
+        let p = dir.join("a.safetensors");
+        save_features(&p, &data, 4, Some(&[2, 0, 1])).unwrap();
+        assert_eq!(load_features(&p).unwrap(), (data.clone(), 4, Some(vec![2, 0, 1])));
+        save_features(&p, &data, 3, None).unwrap();
+        assert_eq!(load_features(&p).unwrap(), (data.clone(), 3, None));
+        assert!(save_features(&p, &data, 4, Some(&[1])).is_err(), "label count checked");
+        std::fs::write(&p, b"not a safetensors file").unwrap();
+        let e = load_features(&p).unwrap_err().to_string();
+        assert!(e.contains("a.safetensors"), "{e}");
+        // A cache that does not match the wanted row count is recomputed.
+        save_features(&p, &data, 4, Some(&[2, 0, 1])).unwrap();
+        let f = cached(&p, 2, || Features::new(vec![1.0; 4], vec![0, 1], 2)).unwrap();
+        assert_eq!(f.labels, vec![0, 1]);
+        let f = cached(&p, 2, || panic!("the fresh cache is used")).unwrap();
+        assert_eq!(f.data, vec![1.0; 4]);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}
