@@ -232,8 +232,14 @@ impl Setup {
                 100.0 * r["top5"].as_f64().unwrap_or(f64::NAN)
             );
         }
-        let json: serde_json::Map<String, Value> = rows.iter().cloned().collect();
+        // Merge into earlier results (one entry per encoder; a row of the same name replaces
+        // the old one), so a later run without --baselines keeps the baselines measured before.
         let out = self.side_path.with_file_name(format!("eval_{metric}.json"));
+        let mut json: serde_json::Map<String, Value> = std::fs::read_to_string(&out)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default();
+        json.extend(rows.iter().cloned());
         checkpoint::atomic_write(&out, serde_json::to_string_pretty(&json)?.as_bytes())?;
         println!("written {}", out.display());
         Ok(())
