@@ -1,7 +1,7 @@
 //! Data panel: choose a dataset (or open a run), browse its images with their labels.
 
 use super::state::Shared;
-use super::view::thumb;
+use super::view::{labelled, thumb};
 use super::worker::{Cmd, DataSource, Query, Worker};
 use crate::data::DatasetKind;
 use std::path::{Path, PathBuf};
@@ -43,27 +43,33 @@ impl DataPanel {
 
     pub fn show(&mut self, ui: &mut egui::Ui, shared: &mut Shared, worker: &Worker) {
         egui::Grid::new("data-source").num_columns(3).show(ui, |ui| {
-            ui.label("Dataset");
-            egui::ComboBox::from_id_salt("kind")
-                .selected_text(kind_label(self.kind))
-                .show_ui(ui, |ui| {
-                    for k in [
-                        DatasetKind::Cifar10,
-                        DatasetKind::Cifar100,
-                        DatasetKind::Stl10,
-                        DatasetKind::Folder,
-                    ] {
-                        ui.selectable_value(&mut self.kind, k, kind_label(k));
-                    }
-                });
+            labelled(ui, "Dataset", |ui| {
+                egui::ComboBox::from_id_salt("kind")
+                    .selected_text(kind_label(self.kind))
+                    .show_ui(ui, |ui| {
+                        for k in [
+                            DatasetKind::Cifar10,
+                            DatasetKind::Cifar100,
+                            DatasetKind::Stl10,
+                            DatasetKind::Folder,
+                        ] {
+                            ui.selectable_value(&mut self.kind, k, kind_label(k));
+                        }
+                    })
+                    .response
+            });
             ui.end_row();
-            ui.label("Folder");
-            ui.add(egui::TextEdit::singleline(&mut self.dir).desired_width(360.0));
+            labelled(ui, "Folder", |ui| {
+                ui.add(egui::TextEdit::singleline(&mut self.dir).desired_width(360.0))
+            });
             ui.end_row();
-            ui.label("Images");
-            ui.horizontal(|ui| {
-                ui.add(egui::DragValue::new(&mut self.limit).range(0..=1_000_000));
-                ui.weak("first N of the training split (0 = all)");
+            labelled(ui, "Images", |ui| {
+                ui.horizontal(|ui| {
+                    let r = ui.add(egui::DragValue::new(&mut self.limit).range(0..=1_000_000));
+                    ui.weak("first N of the training split (0 = all)");
+                    r
+                })
+                .inner
             });
             ui.end_row();
         });
@@ -78,8 +84,9 @@ impl DataPanel {
                 }));
             }
             ui.separator();
-            ui.label("Run");
-            ui.add(egui::TextEdit::singleline(&mut self.run_dir).desired_width(220.0));
+            labelled(ui, "Run", |ui| {
+                ui.add(egui::TextEdit::singleline(&mut self.run_dir).desired_width(220.0))
+            });
             if ui.add_enabled(!shared.loading, egui::Button::new("Open run")).clicked() {
                 shared.loading = true;
                 worker.send(Cmd::OpenRun(PathBuf::from(self.run_dir.trim())));

@@ -2,7 +2,7 @@
 //! current encoder, and a PCA map of the embeddings coloured by label.
 
 use super::state::Shared;
-use super::view::{label_color, rgb_texture, thumb};
+use super::view::{label_color, labelled, rgb_texture, thumb};
 use super::worker::{Cmd, Embedding, Neighbours, Query, Worker};
 use crate::nn::arch::ModelConfig;
 use egui::{TextureHandle, Vec2};
@@ -69,8 +69,9 @@ impl RetrievalPanel {
         };
         ui.horizontal(|ui| {
             ui.add(egui::Slider::new(&mut self.k, 1..=32).text("neighbours k"));
-            ui.label("among the first");
-            ui.add(egui::DragValue::new(&mut self.bank).range(1..=ds.len()));
+            labelled(ui, "among the first", |ui| {
+                ui.add(egui::DragValue::new(&mut self.bank).range(1..=ds.len()))
+            });
             ui.label("images");
             if ui.button("Refresh embeddings").clicked() {
                 self.busy = true;

@@ -2,7 +2,7 @@
 //! batch's similarity matrix.
 
 use super::state::Shared;
-use super::view::{heat_texture, similarity_color};
+use super::view::{heat_texture, labelled, similarity_color};
 use super::worker::{Cmd, Heatmap, Level, TrainState, Worker};
 use crate::augment::AugmentConfig;
 use crate::nn::arch::Arch;
@@ -269,84 +269,80 @@ impl TrainPanel {
 
 /// The `train` settings as widgets.
 fn settings(ui: &mut egui::Ui, c: &mut TrainConfig) {
+    fn drag<N: egui::emath::Numeric>(
+        ui: &mut egui::Ui,
+        name: &str,
+        v: &mut N,
+        range: std::ops::RangeInclusive<N>,
+        speed: f64,
+    ) {
+        labelled(ui, name, |ui| ui.add(egui::DragValue::new(v).range(range).speed(speed)));
+    }
+    fn choice(ui: &mut egui::Ui, name: &str, v: &mut String, options: &[&str]) {
+        labelled(ui, name, |ui| {
+            egui::ComboBox::from_id_salt(name)
+                .selected_text(v.clone())
+                .show_ui(ui, |ui| {
+                    for o in options {
+                        ui.selectable_value(v, o.to_string(), *o);
+                    }
+                })
+                .response
+        });
+    }
+    /// 0 in the widget stands for "not set".
+    fn optional(ui: &mut egui::Ui, name: &str, v: &mut Option<usize>) {
+        let mut n = v.unwrap_or(0);
+        if labelled(ui, name, |ui| {
+            ui.add(egui::DragValue::new(&mut n).range(0..=10_000_000))
+        })
+        .changed()
+        {
+            *v = (n > 0).then_some(n);
+        }
+    }
     egui::Grid::new("train-settings").num_columns(4).show(ui, |ui| {
-        ui.label("run name");
-        ui.text_edit_singleline(&mut c.name);
-        ui.label("runs folder");
+        labelled(ui, "run name", |ui| ui.text_edit_singleline(&mut c.name));
         let mut runs = c.runs_dir.display().to_string();
-        if ui.text_edit_singleline(&mut runs).changed() {
+        if labelled(ui, "runs folder", |ui| ui.text_edit_singleline(&mut runs)).changed() {
             c.runs_dir = runs.into();
         }
         ui.end_row();
-        ui.label("encoder");
-        egui::ComboBox::from_id_salt("arch")
-            .selected_text(format!("{:?}", c.arch).to_lowercase())
-            .show_ui(ui, |ui| {
-                for a in [Arch::Tiny, Arch::Resnet18, Arch::Resnet34, Arch::Resnet50] {
-                    ui.selectable_value(&mut c.arch, a, format!("{a:?}").to_lowercase());
-                }
-            });
-        ui.label("width");
-        ui.add(egui::DragValue::new(&mut c.width).range(0.125..=4.0).speed(0.05));
-        ui.end_row();
-        ui.label("batch");
-        ui.add(egui::DragValue::new(&mut c.batch).range(2..=4096));
-        ui.label("epochs");
-        ui.add(egui::DragValue::new(&mut c.epochs).range(1..=10_000));
-        ui.end_row();
-        ui.label("warmup epochs");
-        ui.add(egui::DragValue::new(&mut c.warmup_epochs).range(0..=1000));
-        ui.label("base lr");
-        ui.add(egui::DragValue::new(&mut c.lr).range(0.0..=100.0).speed(0.01));
-        ui.end_row();
-        ui.label("optimizer");
-        egui::ComboBox::from_id_salt("opt")
-            .selected_text(c.optimizer.clone())
-            .show_ui(ui, |ui| {
-                for o in ["lars", "sgd", "adamw"] {
-                    ui.selectable_value(&mut c.optimizer, o.to_string(), o);
-                }
-            });
-        ui.label("lr scaling");
-        egui::ComboBox::from_id_salt("scaling")
-            .selected_text(c.lr_scaling.clone())
-            .show_ui(ui, |ui| {
-                for o in ["linear", "sqrt"] {
-                    ui.selectable_value(&mut c.lr_scaling, o.to_string(), o);
-                }
-            });
-        ui.end_row();
-        ui.label("momentum");
-        ui.add(egui::DragValue::new(&mut c.momentum).range(0.0..=1.0).speed(0.01));
-        ui.label("weight decay");
-        ui.add(egui::DragValue::new(&mut c.weight_decay).range(0.0..=1.0).speed(1e-5));
-        ui.end_row();
-        ui.label("temperature τ");
-        ui.add(egui::DragValue::new(&mut c.tau).range(0.01..=10.0).speed(0.01));
-        ui.label("seed");
-        ui.add(egui::DragValue::new(&mut c.seed));
-        ui.end_row();
-        ui.label("kNN every (epochs)");
-        ui.add(egui::DragValue::new(&mut c.knn_every).range(0..=1000));
-        ui.label("kNN k, T");
-        ui.horizontal(|ui| {
-            ui.add(egui::DragValue::new(&mut c.knn_k).range(1..=1000));
-            ui.add(egui::DragValue::new(&mut c.knn_t).range(0.01..=10.0).speed(0.01));
+        labelled(ui, "encoder", |ui| {
+            egui::ComboBox::from_id_salt("arch")
+                .selected_text(format!("{:?}", c.arch).to_lowercase())
+                .show_ui(ui, |ui| {
+                    for a in [Arch::Tiny, Arch::Resnet18, Arch::Resnet34, Arch::Resnet50] {
+                        ui.selectable_value(&mut c.arch, a, format!("{a:?}").to_lowercase());
+                    }
+                })
+                .response
         });
+        drag(ui, "width", &mut c.width, 0.125..=4.0, 0.05);
         ui.end_row();
-        ui.label("kNN test images");
-        let mut n = c.limit_test.unwrap_or(0);
-        if ui.add(egui::DragValue::new(&mut n).range(0..=100_000)).changed() {
-            c.limit_test = (n > 0).then_some(n);
-        }
-        ui.label("stop after steps");
-        let mut m = c.max_steps.unwrap_or(0);
-        if ui.add(egui::DragValue::new(&mut m).range(0..=10_000_000)).changed() {
-            c.max_steps = (m > 0).then_some(m);
-        }
+        drag(ui, "batch", &mut c.batch, 2..=4096, 1.0);
+        drag(ui, "epochs", &mut c.epochs, 1..=10_000, 1.0);
         ui.end_row();
-        ui.label("checkpoints kept");
-        ui.add(egui::DragValue::new(&mut c.keep).range(1..=100));
+        drag(ui, "warmup epochs", &mut c.warmup_epochs, 0..=1000, 1.0);
+        drag(ui, "base lr", &mut c.lr, 0.0..=100.0, 0.01);
+        ui.end_row();
+        choice(ui, "optimizer", &mut c.optimizer, &["lars", "sgd", "adamw"]);
+        choice(ui, "lr scaling", &mut c.lr_scaling, &["linear", "sqrt"]);
+        ui.end_row();
+        drag(ui, "momentum", &mut c.momentum, 0.0..=1.0, 0.01);
+        drag(ui, "weight decay", &mut c.weight_decay, 0.0..=1.0, 1e-5);
+        ui.end_row();
+        drag(ui, "temperature τ", &mut c.tau, 0.01..=10.0, 0.01);
+        drag(ui, "seed", &mut c.seed, 0..=u64::MAX, 1.0);
+        ui.end_row();
+        drag(ui, "kNN every (epochs)", &mut c.knn_every, 0..=1000, 1.0);
+        drag(ui, "kNN k", &mut c.knn_k, 1..=1000, 1.0);
+        ui.end_row();
+        drag(ui, "kNN temperature", &mut c.knn_t, 0.01..=10.0, 0.01);
+        optional(ui, "kNN test images (0 = all)", &mut c.limit_test);
+        ui.end_row();
+        optional(ui, "stop after steps (0 = never)", &mut c.max_steps);
+        drag(ui, "checkpoints kept", &mut c.keep, 1..=100, 1.0);
         ui.end_row();
     });
 }

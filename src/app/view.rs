@@ -66,3 +66,10 @@ pub fn thumb(ui: &mut Ui, tex: &TextureHandle, side: f32, selected: bool) -> Res
     }
     r
 }
+
+/// A label and the widget it names (for screen readers and the UI tests, which find widgets by
+/// their accessible name).
+pub fn labelled(ui: &mut Ui, label: &str, add: impl FnOnce(&mut Ui) -> Response) -> Response {
+    let l = ui.label(label);
+    add(ui).labelled_by(l.id)
+}
