@@ -115,11 +115,11 @@ impl DataPanel {
         let pages = ds.len().div_ceil(per_page).max(1);
         self.page = self.page.min(pages - 1);
         ui.horizontal(|ui| {
-            if ui.button("◀").clicked() && self.page > 0 {
+            if ui.button("< prev").clicked() && self.page > 0 {
                 self.page -= 1;
             }
             ui.label(format!("page {} / {pages}", self.page + 1));
-            if ui.button("▶").clicked() && self.page + 1 < pages {
+            if ui.button("next >").clicked() && self.page + 1 < pages {
                 self.page += 1;
             }
         });

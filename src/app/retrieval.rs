@@ -88,7 +88,7 @@ impl RetrievalPanel {
         let pages = ds.len().min(self.bank).div_ceil(PER_PAGE).max(1);
         self.page = self.page.min(pages - 1);
         ui.horizontal(|ui| {
-            if ui.button("◀").clicked() && self.page > 0 {
+            if ui.button("< prev").clicked() && self.page > 0 {
                 self.page -= 1;
             }
             let start = self.page * PER_PAGE;
@@ -100,7 +100,7 @@ impl RetrievalPanel {
                     }
                 }
             }
-            if ui.button("▶").clicked() && self.page + 1 < pages {
+            if ui.button("next >").clicked() && self.page + 1 < pages {
                 self.page += 1;
             }
         });

@@ -260,7 +260,7 @@ impl TrainPanel {
                     rows / 2
                 ));
                 for (s, t) in [(1.0, "+1"), (0.0, "0"), (-1.0, "−1")] {
-                    ui.colored_label(similarity_color(s), format!("■ {t}"));
+                    ui.colored_label(similarity_color(s), format!("{t}: this colour"));
                 }
             });
         });
