@@ -336,7 +336,7 @@ fn screenshots_of_every_panel_after_a_few_training_steps() {
     goto(&mut h, Panel::Train);
     h.get_by_label("Start").click();
     wait(&mut h, "a finished short run with a heat map", 600, |a| {
-        a.train.state == TrainState::Finished && a.train.steps.len() >= 10
+        a.train.state == TrainState::Finished && a.train.steps.len() >= 10 && a.train.has_heatmap()
     });
     h.state_mut().shared.retrieve = Some(Query::Index(0));
     wait(&mut h, "neighbours", 300, |a| a.retrieval.result.is_some());
@@ -350,6 +350,7 @@ fn screenshots_of_every_panel_after_a_few_training_steps() {
     let keep = std::env::var("SIMCLR_UPDATE_SCREENSHOTS").is_ok_and(|v| v == "1");
     for p in Panel::ALL {
         goto(&mut h, p);
+        h.remove_cursor();
         h.run_steps(3);
         let img = h.render().expect("offscreen rendering");
         let name = format!("{}.png", p.title().to_lowercase());

@@ -23,6 +23,8 @@ pub struct TrainPanel {
     /// A trainer or an opened checkpoint exists, so Continue makes sense.
     pub can_continue: bool,
     heatmap: Option<(usize, usize, TextureHandle)>,
+    /// Fold the settings away when a run starts, so the curves fit the window.
+    fold_settings: bool,
 }
 
 impl Default for TrainPanel {
@@ -47,6 +49,7 @@ impl Default for TrainPanel {
             total: 0,
             can_continue: false,
             heatmap: None,
+            fold_settings: false,
         }
     }
 }
@@ -97,6 +100,10 @@ impl TrainPanel {
         self.can_continue = true;
     }
 
+    pub fn has_heatmap(&self) -> bool {
+        self.heatmap.is_some()
+    }
+
     pub fn on_heatmap(&mut self, ctx: &egui::Context, h: Heatmap) {
         let tex = heat_texture(ctx, &h.values, h.rows);
         self.heatmap = Some((h.step, h.rows, tex));
@@ -108,11 +115,11 @@ impl TrainPanel {
         self.status(ui);
         egui::CollapsingHeader::new("Settings (as `simclr train`)")
             .default_open(!self.busy() && self.steps.is_empty())
+            .open(std::mem::take(&mut self.fold_settings).then_some(false))
             .show(ui, |ui| {
                 ui.add_enabled_ui(!self.busy(), |ui| settings(ui, &mut self.cfg));
             });
         self.curves(ui);
-        self.similarity(ui);
     }
 
     fn controls(&mut self, ui: &mut egui::Ui, shared: &mut Shared, worker: &Worker, aug: &AugmentConfig) {
@@ -158,6 +165,7 @@ impl TrainPanel {
             return;
         }
         worker.pause(false);
+        self.fold_settings = true;
         self.state = TrainState::Starting;
         worker.send(Cmd::Start {
             cfg: Box::new(cfg),
@@ -239,8 +247,10 @@ impl TrainPanel {
             );
             plot(ui, "knn", "kNN top-1 (%), per epoch", knn, true);
         });
-        ui.horizontal(|ui| {
+        // The heat map sits beside the last curve so that everything fits one screen.
+        ui.horizontal_top(|ui| {
             plot(ui, "rate", "images/s", series(&|r| r.images_per_s), false);
+            ui.vertical(|ui| self.similarity(ui));
         });
     }
 
@@ -251,7 +261,7 @@ impl TrainPanel {
             return;
         };
         ui.horizontal(|ui| {
-            ui.add(egui::Image::from_texture(tex).fit_to_exact_size(Vec2::splat(320.0)));
+            ui.add(egui::Image::from_texture(tex).fit_to_exact_size(Vec2::splat(200.0)));
             ui.vertical(|ui| {
                 ui.label(format!("step {step}: cosine similarity of {rows} embeddings"));
                 ui.label(format!(
@@ -259,7 +269,7 @@ impl TrainPanel {
                     rows / 2,
                     rows / 2
                 ));
-                for (s, t) in [(1.0, "+1"), (0.0, "0"), (-1.0, "−1")] {
+                for (s, t) in [(1.0, "+1"), (0.0, "0"), (-1.0, "-1")] {
                     ui.colored_label(similarity_color(s), format!("{t}: this colour"));
                 }
             });
