@@ -137,7 +137,7 @@ impl DataPanel {
                         ui.add(egui::Label::new(egui::RichText::new(label).small()).truncate());
                     });
                 }
-                if (i - start + 1) % PER_ROW == 0 {
+                if (i - start + 1).is_multiple_of(PER_ROW) {
                     ui.end_row();
                 }
             }

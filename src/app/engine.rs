@@ -292,7 +292,7 @@ impl Engine {
             }
             epochs_sent = t.history.len();
             let every = ctl.heatmap_every.load(Ordering::Relaxed);
-            if ctl.heatmap.load(Ordering::Relaxed) && every > 0 && r.step % every == 0 {
+            if ctl.heatmap.load(Ordering::Relaxed) && every > 0 && r.step.is_multiple_of(every) {
                 if let Err(e) = self.heatmap(t) {
                     self.error(format!("similarity heat map: {e:#}"));
                 }
