@@ -365,3 +365,20 @@ fn screenshots_of_every_panel_after_a_few_training_steps() {
     eprintln!("screenshots in {}", out.display());
     let _ = std::fs::remove_dir_all(&runs);
 }
+
+#[test]
+fn a_nan_loss_stops_training_with_a_message() {
+    let Some(mut h) = with_data(64) else { return };
+    let runs = tempdir("nan");
+    small_training(h.state_mut(), &runs, "nan");
+    // An infinite learning rate turns the weights non-finite at the first update.
+    h.state_mut().train.cfg.optimizer = "sgd".into();
+    h.state_mut().train.cfg.lr = 1e300;
+    goto(&mut h, Panel::Train);
+    h.get_by_label("Start").click();
+    wait(&mut h, "the failed state", 300, |a| a.train.state == TrainState::Failed);
+    let err = h.state().shared.last_error().unwrap().to_string();
+    assert!(err.contains("NaN") || err.contains("inf"), "{err}");
+    assert!(err.contains("checkpoint"), "{err}");
+    let _ = std::fs::remove_dir_all(&runs);
+}

@@ -87,6 +87,11 @@ impl Engine {
                         break;
                     }
                 }
+                Cmd::OpenRun(dir) => {
+                    // The opened run replaces the current trainer (Continue resumes the run).
+                    trainer = None;
+                    e.handle(Cmd::OpenRun(dir), None);
+                }
                 other => e.handle(other, trainer.as_ref()),
             }
         }
@@ -338,10 +343,7 @@ impl Engine {
         let mut paused = false;
         loop {
             while let Ok(cmd) = rx.try_recv() {
-                match cmd {
-                    Cmd::Shutdown => self.ctl.shutdown.store(true, Ordering::SeqCst),
-                    c => self.handle(c, Some(t)),
-                }
+                self.serve_one(cmd, t);
             }
             if self.ctl.shutdown.load(Ordering::SeqCst) {
                 self.ctl.stop.store(true, Ordering::SeqCst);
@@ -355,14 +357,22 @@ impl Engine {
                 self.send(Event::State(TrainState::Paused));
             }
             match rx.recv_timeout(Duration::from_millis(100)) {
-                Ok(Cmd::Shutdown) => self.ctl.shutdown.store(true, Ordering::SeqCst),
-                Ok(c) => self.handle(c, Some(t)),
+                Ok(c) => self.serve_one(c, t),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => self.ctl.stop.store(true, Ordering::SeqCst),
             }
         }
         if paused {
             self.send(Event::State(TrainState::Running));
+        }
+    }
+
+    /// A command that arrived mid-run. The data and the run cannot change under a trainer.
+    fn serve_one(&mut self, cmd: Cmd, t: &Trainer) {
+        match cmd {
+            Cmd::Shutdown => self.ctl.shutdown.store(true, Ordering::SeqCst),
+            Cmd::LoadData(_) | Cmd::OpenRun(_) => self.error("stop training before loading other data or a run".into()),
+            c => self.handle(c, Some(t)),
         }
     }
 

@@ -286,7 +286,12 @@ fn settings(ui: &mut egui::Ui, c: &mut TrainConfig) {
         range: std::ops::RangeInclusive<N>,
         speed: f64,
     ) {
-        labelled(ui, name, |ui| ui.add(egui::DragValue::new(v).range(range).speed(speed)));
+        // A value from an opened run or a config outside the widget's range is kept as it is.
+        let w = egui::DragValue::new(v)
+            .range(range)
+            .speed(speed)
+            .clamp_existing_to_range(false);
+        labelled(ui, name, |ui| ui.add(w));
     }
     fn choice(ui: &mut egui::Ui, name: &str, v: &mut String, options: &[&str]) {
         labelled(ui, name, |ui| {
