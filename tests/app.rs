@@ -29,6 +29,19 @@ fn cifar_dir() -> Option<PathBuf> {
     }
 }
 
+/// A file dropped on the window, as the native integration hands it to egui.
+#[derive(Debug)]
+struct Dropped(PathBuf);
+
+impl egui::DroppedFile for Dropped {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        std::fs::read(&self.0).map_err(|e| e.to_string())
+    }
+}
+
 fn tempdir(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("simclr-app-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
@@ -239,10 +252,10 @@ fn retrieval_of_a_dataset_image_returns_itself_first() {
             .is_some_and(|r| r.query == Query::File(png.clone()))
     });
     assert_eq!(h.state().retrieval.result.as_ref().unwrap().hits[0].1, 5);
-    // A file that is not an image: a message, no crash.
+    // A file that is not an image, dropped on the window: a message, no crash.
     let txt = tmp.join("notes.txt");
     std::fs::write(&txt, "not an image").unwrap();
-    h.state_mut().shared.retrieve = Some(Query::File(txt));
+    h.input_mut().dropped_files.push(std::sync::Arc::new(Dropped(txt)));
     wait(&mut h, "an error for a non-image", 60, |a| {
         a.shared
             .messages
