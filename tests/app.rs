@@ -304,6 +304,16 @@ fn a_run_trained_headless_opens_with_curves_and_retrieval() {
     let r = h.state().retrieval.result.as_ref().unwrap();
     assert_eq!(r.hits[0].1, 3);
     assert!(r.encoder.contains("checkpoint step 4"), "{}", r.encoder);
+    // Its augmentations are the run's; Continue resumes it for one more epoch.
+    assert_eq!(h.state().augment.cfg.gray_p, 0.2);
+    h.state_mut().train.cfg.epochs = 2;
+    goto(&mut h, Panel::Train);
+    h.get_by_label("Continue").click();
+    wait(&mut h, "the resumed run to finish", 300, |a| a.train.state == TrainState::Finished);
+    let last = h.state().train.steps.last().unwrap().step;
+    assert_eq!(last, 7, "steps 4..8 after the checkpoint at step 4");
+    let ckpts = simclr_wgpu::train::checkpoint::list_checkpoints(&runs.join("headless"));
+    assert!(ckpts.last().unwrap().ends_with("checkpoint-00000008.json"), "{ckpts:?}");
     let _ = std::fs::remove_dir_all(&runs);
 }
 

@@ -171,7 +171,13 @@ impl SimclrApp {
                     cfg,
                     steps,
                     epochs,
-                } => self.train.on_opened(dir, *cfg, steps, epochs),
+                } => {
+                    // The run's own augmentation settings, so that its views can be inspected.
+                    if cfg.validate().is_ok() {
+                        self.augment.cfg = crate::train::trainer::augment_config(&cfg);
+                    }
+                    self.train.on_opened(dir, *cfg, steps, epochs);
+                }
                 Event::Training { dir, cfg, step, total } => self.train.on_training(dir, *cfg, step, total),
                 Event::Heatmap(h) => self.train.on_heatmap(ctx, h),
                 Event::Neighbours(n) => self.retrieval.on_neighbours(ctx, n),

@@ -42,8 +42,11 @@ impl Default for AugmentPanel {
 impl AugmentPanel {
     pub fn on_dataset(&mut self, shared: &Shared, worker: &Worker) {
         if let Some(ds) = &shared.dataset {
-            // The recipe's default view size is the images' own.
-            self.cfg = AugmentConfig::for_size(ds.height.max(ds.width));
+            // The recipe's default view size is the images' own (settings are kept otherwise).
+            let side = ds.height.max(ds.width);
+            if self.cfg.out_size != side {
+                self.cfg = AugmentConfig::for_size(side);
+            }
         }
         self.preview = None;
         self.textures.clear();

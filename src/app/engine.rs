@@ -252,27 +252,39 @@ impl Engine {
         let gpu = self.gpu()?;
         if resume {
             if let Some(mut t) = prev {
-                // Only run-time settings change when continuing.
-                t.cfg.epochs = cfg.epochs;
-                t.cfg.max_steps = cfg.max_steps;
-                t.total_steps = t.steps_per_epoch * cfg.epochs;
+                run_time_settings(&mut t.cfg, &cfg);
+                t.total_steps = t.steps_per_epoch * t.cfg.epochs;
                 return Ok(t);
             }
         }
         let ds = self.dataset()?;
+        if resume {
+            // As `train --resume`: the run's own settings, only run-time ones from the panel.
+            let dir = self.opened.clone().context("nothing to continue: start a new run")?;
+            let side = checkpoint::resolve(&dir)?;
+            let mut saved = checkpoint::read_sidecar(&side)?.config;
+            saved.runs_dir = cfg.runs_dir.clone();
+            saved.name = cfg.name.clone();
+            run_time_settings(&mut saved, &cfg);
+            let src = self.data.as_ref().map(|d| &d.1);
+            let want = data::resolve_data_dir(saved.data.as_deref());
+            if src.is_none_or(|s| s.kind != DatasetKind::Cifar10 || s.limit != saved.limit_train || s.dir != want) {
+                bail!(
+                    "the run trained on CIFAR-10 from {} (first {:?} images): load that data to continue it",
+                    want.display(),
+                    saved.limit_train
+                );
+            }
+            let mut t = Trainer::with_data(gpu, saved, (*ds).clone())?;
+            t.load_checkpoint(&side)?;
+            return Ok(t);
+        }
         cfg.image_size = ds.height;
         if let Some((_, src)) = &self.data {
             if src.kind == DatasetKind::Cifar10 {
                 cfg.data = Some(std::fs::canonicalize(&src.dir).unwrap_or(src.dir.clone()));
             }
             cfg.limit_train = src.limit;
-        }
-        if resume {
-            let dir = self.opened.clone().context("nothing to continue: start a new run")?;
-            let side = checkpoint::resolve(&dir)?;
-            let mut t = Trainer::with_data(gpu, cfg, (*ds).clone())?;
-            t.load_checkpoint(&side)?;
-            return Ok(t);
         }
         cfg.name = fresh_name(&cfg.runs_dir, &cfg.name);
         Trainer::with_data(gpu, cfg, (*ds).clone())
@@ -473,6 +485,17 @@ impl Engine {
         }));
         Ok(())
     }
+}
+
+/// The settings that may change when a run continues (as `train --resume` allows).
+fn run_time_settings(run: &mut TrainConfig, ui: &TrainConfig) {
+    run.epochs = ui.epochs;
+    run.max_steps = ui.max_steps;
+    run.knn_every = ui.knn_every;
+    run.knn_k = ui.knn_k;
+    run.knn_t = ui.knn_t;
+    run.keep = ui.keep;
+    run.limit_test = ui.limit_test;
 }
 
 /// A run name not used yet in `runs_dir`: `name`, else `name-2`, `name-3`, ... (as `train`).
