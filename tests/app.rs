@@ -309,7 +309,9 @@ fn a_run_trained_headless_opens_with_curves_and_retrieval() {
     h.state_mut().train.cfg.epochs = 2;
     goto(&mut h, Panel::Train);
     h.get_by_label("Continue").click();
-    wait(&mut h, "the resumed run to finish", 300, |a| a.train.state == TrainState::Finished);
+    wait(&mut h, "the resumed run to finish", 300, |a| {
+        a.train.state == TrainState::Finished
+    });
     let last = h.state().train.steps.last().unwrap().step;
     assert_eq!(last, 7, "steps 4..8 after the checkpoint at step 4");
     let ckpts = simclr_wgpu::train::checkpoint::list_checkpoints(&runs.join("headless"));

@@ -1,9 +1,11 @@
-//! Host-side maths for the Retrieval and Training panels: the embedding bank, its 2-D PCA map,
-//! the batch's cosine-similarity matrix, and a dropped image file turned into a query.
+//! The engine's retrieval side (the embedding bank, nearest neighbours, the 2-D PCA map, a
+//! dropped image file turned into a query) and the batch's cosine-similarity matrix.
 
-use super::worker::Embedding;
+use super::engine::Engine;
+use super::worker::{Embedding, Event, Neighbours, Query};
 use crate::data::Dataset;
-use crate::train::StepRecord;
+use crate::nn::model::Model;
+use crate::train::{StepRecord, Trainer};
 use anyhow::{Context, Result};
 use std::path::Path;
 
@@ -144,6 +146,95 @@ pub fn image_as_dataset(path: &Path, like: &Dataset) -> Result<Dataset> {
         mean: like.mean,
         std: like.std,
     })
+}
+
+impl Engine {
+    /// The encoder for retrieval: the trainer's, else the opened run's, else a random one.
+    fn encoder<'a>(
+        &'a mut self,
+        t: Option<&'a Trainer>,
+        fallback: &crate::nn::arch::ModelConfig,
+    ) -> Result<(&'a Model, String)> {
+        if let Some(t) = t {
+            return Ok((&t.model, format!("training step {}", t.step)));
+        }
+        let gpu = self.gpu()?;
+        let mut cfg = fallback.clone();
+        cfg.image_size = self.dataset()?.height;
+        let fits = matches!(&self.eval_model, Some((m, _)) if self.opened.is_some() || m.cfg == cfg);
+        if !fits {
+            self.eval_model = Some((Model::new(&gpu, &cfg, 64, 0)?, "random initialisation".into()));
+        }
+        let (m, what) = self.eval_model.as_ref().unwrap();
+        Ok((m, what.clone()))
+    }
+
+    pub(super) fn ensure_bank(
+        &mut self,
+        t: Option<&Trainer>,
+        n: usize,
+        fallback: &crate::nn::arch::ModelConfig,
+    ) -> Result<&Bank> {
+        let ds = self.dataset()?;
+        let n = n.clamp(1, ds.len());
+        let tag = t.map(|t| t.step);
+        let fresh = matches!(&self.bank, Some(b) if b.n == n && b.step == tag && t.is_some() == b.trained);
+        if !fresh {
+            let gpu = self.gpu()?;
+            let (model, what) = self.encoder(t, fallback)?;
+            let feats = crate::eval::features::extract_features(&gpu, model, &ds, Some(n))?;
+            let d = model.features().shape[1];
+            let bank = Bank {
+                feats,
+                d,
+                n,
+                step: tag,
+                trained: t.is_some(),
+                encoder: what,
+            };
+            self.send(Event::Embedding(embedding(&bank, &ds)));
+            self.bank = Some(bank);
+        }
+        Ok(self.bank.as_ref().unwrap())
+    }
+
+    pub(super) fn retrieve(
+        &mut self,
+        t: Option<&Trainer>,
+        query: Query,
+        k: usize,
+        bank_n: usize,
+        fallback: &crate::nn::arch::ModelConfig,
+    ) -> Result<()> {
+        let ds = self.dataset()?;
+        let gpu = self.gpu()?;
+        let (q_ds, q_rgb) = match &query {
+            Query::Index(i) => {
+                anyhow::ensure!(*i < ds.len(), "image {i} is not in the dataset");
+                (ds.subset(&[*i as u32]), ds.image(*i).to_vec())
+            }
+            Query::File(p) => {
+                let q = image_as_dataset(p, &ds)?;
+                let rgb = q.images.clone();
+                (q, rgb)
+            }
+        };
+        self.ensure_bank(t, bank_n, fallback)?;
+        let (model, _) = self.encoder(t, fallback)?;
+        let q = crate::eval::features::extract_features(&gpu, model, &q_ds, None)?;
+        let bank = self.bank.as_ref().unwrap();
+        let hits = crate::eval::knn::nearest(&gpu, &bank.feats, &q, bank.d, k)?
+            .pop()
+            .unwrap_or_default();
+        let encoder = bank.encoder.clone();
+        self.send(Event::Neighbours(Neighbours {
+            query,
+            query_rgb: q_rgb,
+            hits,
+            encoder,
+        }));
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! The engine thread's state and its handling of each command (see `worker` for the protocol).
 
 use super::embed::{self, Bank};
-use super::worker::{Cmd, Control, DataSource, Event, Heatmap, Level, Preview, Query, TrainState};
+use super::worker::{Cmd, Control, DataSource, Event, Heatmap, Level, Preview, TrainState};
 use crate::augment::preview::render_views;
 use crate::augment::{batch_rng, sample_batch, AugmentConfig, GpuImages};
 use crate::data::{self, Dataset, DatasetKind, Split};
@@ -18,16 +18,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub(super) struct Engine {
-    gpu: Option<Arc<Gpu>>,
-    tx: Sender<Event>,
-    ctl: Arc<Control>,
-    data: Option<(Arc<Dataset>, DataSource)>,
+    pub(super) gpu: Option<Arc<Gpu>>,
+    pub(super) tx: Sender<Event>,
+    pub(super) ctl: Arc<Control>,
+    pub(super) data: Option<(Arc<Dataset>, DataSource)>,
     /// The run opened with `simclr gui RUN_DIR` (or the Open button): its directory.
-    opened: Option<PathBuf>,
+    pub(super) opened: Option<PathBuf>,
     /// The encoder used for retrieval when no trainer exists: the opened run's checkpoint, or
     /// a random initialisation. With a label for the UI.
-    eval_model: Option<(Model, String)>,
-    bank: Option<Bank>,
+    pub(super) eval_model: Option<(Model, String)>,
+    pub(super) bank: Option<Bank>,
 }
 
 /// A panic inside a command (a device error wgpu reports by panicking, say) as a message.
@@ -97,7 +97,7 @@ impl Engine {
         }
     }
 
-    fn send(&self, ev: Event) {
+    pub(super) fn send(&self, ev: Event) {
         let _ = self.tx.send(ev);
         if let Some(f) = self.ctl.repaint.lock().unwrap().as_ref() {
             f();
@@ -112,7 +112,7 @@ impl Engine {
         self.send(Event::Message(Level::Info, msg));
     }
 
-    fn gpu(&self) -> Result<Arc<Gpu>> {
+    pub(super) fn gpu(&self) -> Result<Arc<Gpu>> {
         self.gpu.clone().context("no GPU adapter is open")
     }
 
@@ -214,7 +214,7 @@ impl Engine {
             .context("the run's data did not load (choose it in the Data panel)")
     }
 
-    fn dataset(&self) -> Result<Arc<Dataset>> {
+    pub(super) fn dataset(&self) -> Result<Arc<Dataset>> {
         Ok(self
             .data
             .as_ref()
@@ -400,88 +400,6 @@ impl Engine {
             step: t.step.saturating_sub(1),
             rows: 2 * m,
             values: embed::cosine_matrix(&z, d, &pick),
-        }));
-        Ok(())
-    }
-
-    /// The encoder for retrieval: the trainer's, else the opened run's, else a random one.
-    fn encoder<'a>(
-        &'a mut self,
-        t: Option<&'a Trainer>,
-        fallback: &crate::nn::arch::ModelConfig,
-    ) -> Result<(&'a Model, String)> {
-        if let Some(t) = t {
-            return Ok((&t.model, format!("training step {}", t.step)));
-        }
-        let gpu = self.gpu()?;
-        let mut cfg = fallback.clone();
-        cfg.image_size = self.dataset()?.height;
-        let fits = matches!(&self.eval_model, Some((m, _)) if self.opened.is_some() || m.cfg == cfg);
-        if !fits {
-            self.eval_model = Some((Model::new(&gpu, &cfg, 64, 0)?, "random initialisation".into()));
-        }
-        let (m, what) = self.eval_model.as_ref().unwrap();
-        Ok((m, what.clone()))
-    }
-
-    fn ensure_bank(&mut self, t: Option<&Trainer>, n: usize, fallback: &crate::nn::arch::ModelConfig) -> Result<&Bank> {
-        let ds = self.dataset()?;
-        let n = n.clamp(1, ds.len());
-        let tag = t.map(|t| t.step);
-        let fresh = matches!(&self.bank, Some(b) if b.n == n && b.step == tag && t.is_some() == b.trained);
-        if !fresh {
-            let gpu = self.gpu()?;
-            let (model, what) = self.encoder(t, fallback)?;
-            let feats = crate::eval::features::extract_features(&gpu, model, &ds, Some(n))?;
-            let d = model.features().shape[1];
-            let bank = Bank {
-                feats,
-                d,
-                n,
-                step: tag,
-                trained: t.is_some(),
-                encoder: what,
-            };
-            self.send(Event::Embedding(embed::embedding(&bank, &ds)));
-            self.bank = Some(bank);
-        }
-        Ok(self.bank.as_ref().unwrap())
-    }
-
-    fn retrieve(
-        &mut self,
-        t: Option<&Trainer>,
-        query: Query,
-        k: usize,
-        bank_n: usize,
-        fallback: &crate::nn::arch::ModelConfig,
-    ) -> Result<()> {
-        let ds = self.dataset()?;
-        let gpu = self.gpu()?;
-        let (q_ds, q_rgb) = match &query {
-            Query::Index(i) => {
-                anyhow::ensure!(*i < ds.len(), "image {i} is not in the dataset");
-                (ds.subset(&[*i as u32]), ds.image(*i).to_vec())
-            }
-            Query::File(p) => {
-                let q = embed::image_as_dataset(p, &ds)?;
-                let rgb = q.images.clone();
-                (q, rgb)
-            }
-        };
-        self.ensure_bank(t, bank_n, fallback)?;
-        let (model, _) = self.encoder(t, fallback)?;
-        let q = crate::eval::features::extract_features(&gpu, model, &q_ds, None)?;
-        let bank = self.bank.as_ref().unwrap();
-        let hits = crate::eval::knn::nearest(&gpu, &bank.feats, &q, bank.d, k)?
-            .pop()
-            .unwrap_or_default();
-        let encoder = bank.encoder.clone();
-        self.send(Event::Neighbours(super::worker::Neighbours {
-            query,
-            query_rgb: q_rgb,
-            hits,
-            encoder,
         }));
         Ok(())
     }
