@@ -2,6 +2,7 @@
 //! Layers (imports point down only): cli → train/eval → nn/loss/optim/augment → data → gpu;
 //! `reference` holds the plain-Rust CPU maths every kernel is tested against.
 
+pub mod app;
 pub mod augment;
 pub mod bench;
 pub mod cli;

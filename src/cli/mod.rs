@@ -68,6 +68,17 @@ pub enum Command {
     Augment(augment::AugmentArgs),
     /// Benchmarks on the selected adapter (`simclr bench kernels`).
     Bench(bench::BenchArgs),
+    /// The desktop app: data, augmented views, live training, retrieval (optionally a run).
+    Gui(GuiArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct GuiArgs {
+    /// A run directory (runs/NAME) to open: its curves, its encoder for retrieval, its data.
+    pub run_dir: Option<std::path::PathBuf>,
+    /// Dataset folder (default: $SIMCLR_DATA, else ./data).
+    #[arg(long)]
+    pub data: Option<std::path::PathBuf>,
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -80,5 +91,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Data(a) => data::run(&a),
         Command::Augment(a) => augment::run(&cli.device, &a),
         Command::Bench(a) => bench::run(&cli.device, &a),
+        Command::Gui(a) => crate::app::run(crate::app::AppOptions {
+            device: cli.device.options(),
+            run_dir: a.run_dir,
+            data_dir: a.data,
+            load_data: true,
+        }),
     }
 }
