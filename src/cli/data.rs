@@ -80,7 +80,12 @@ pub fn run(args: &DataArgs) -> anyhow::Result<()> {
             } else {
                 println!("  unlabeled");
             }
-            println!("  mean {:?} std {:?} (used for normalisation)", ds.mean, ds.std);
+            // CIFAR and STL-10 carry their training split's published statistics for every
+            // split (test images are normalised like training images), so say whose they are.
+            println!(
+                "  normalisation mean {:?} std {:?} (training-split statistics, used for every split)",
+                ds.mean, ds.std
+            );
             Ok(())
         }
     }
