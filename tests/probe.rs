@@ -108,3 +108,71 @@ fn raw_cifar10_pixels_score_like_a_linear_classifier() {
     eprintln!("raw pixels: {r:?} in {:.0?}", t.elapsed());
     assert!((0.37..=0.43).contains(&r.top1), "top-1 {:.4} outside 37–43%", r.top1);
 }
+
+/// `--augment`: view v of image i is row v·n + i, made by the trainer's augmentation pass. Under
+/// a full-image crop the views are the plain normalised pixels; with flip p = 1, their mirror.
+/// 300 images make several batches per pass and an odd view count drops a pass's second view.
+#[test]
+fn augmented_views_are_laid_out_by_view_then_image() {
+    use simclr_wgpu::bench::train::synthetic_dataset;
+    use simclr_wgpu::eval::features::{augmented_features, pixel_features, probe_augment_config};
+    let g = gpu();
+    let (n, s) = (300, 32);
+    let ds = synthetic_dataset(n, s);
+    let plain = pixel_features(&ds, None).unwrap();
+    let identity = simclr_wgpu::augment::AugmentConfig {
+        crop_scale: (1.0, 1.0),
+        crop_ratio: (1.0, 1.0),
+        flip_p: 0.0,
+        ..probe_augment_config(s)
+    };
+    let a = augmented_features(g, &ds, None, 3, &identity, 7, None).unwrap();
+    assert_eq!((a.len(), a.d), (3 * n, 3 * s * s));
+    assert_eq!(a.labels, plain.labels.repeat(3));
+    for v in 0..3 {
+        let rows = &a.data[v * plain.data.len()..(v + 1) * plain.data.len()];
+        assert_close(&format!("view {v}"), rows, &plain.data, 1e-5, 1e-5);
+    }
+    let flip = simclr_wgpu::augment::AugmentConfig {
+        flip_p: 1.0,
+        ..identity
+    };
+    let b = augmented_features(g, &ds, None, 1, &flip, 7, None).unwrap();
+    let mirrored: Vec<f32> = plain.data.chunks(s).flat_map(|row| row.iter().rev().copied()).collect();
+    assert_close("flipped views", &b.data, &mirrored, 1e-5, 1e-5);
+    // Random crops differ from the plain images, and from one seed to another.
+    let c = augmented_features(g, &ds, Some(10), 2, &probe_augment_config(s), 1, None).unwrap();
+    let d = augmented_features(g, &ds, Some(10), 2, &probe_augment_config(s), 2, None).unwrap();
+    assert_ne!(c.data[..plain.d], plain.data[..plain.d]);
+    assert_ne!(c.data, d.data);
+}
+
+/// The encoder path: under a full-image crop, augmented encoder features are the plain ones.
+#[test]
+fn augmented_encoder_features_under_an_identity_crop_are_the_plain_features() {
+    use simclr_wgpu::bench::train::synthetic_dataset;
+    use simclr_wgpu::eval::features::{augmented_features, encoder_features, probe_augment_config};
+    use simclr_wgpu::nn::{
+        arch::{Arch, ModelConfig},
+        model::Model,
+    };
+    let g = gpu();
+    let ds = synthetic_dataset(70, 32);
+    let cfg = ModelConfig {
+        arch: Arch::Tiny,
+        width: 0.25,
+        ..Default::default()
+    };
+    let model = Model::new(g, &cfg, 32, 3).unwrap();
+    let identity = simclr_wgpu::augment::AugmentConfig {
+        crop_scale: (1.0, 1.0),
+        crop_ratio: (1.0, 1.0),
+        flip_p: 0.0,
+        ..probe_augment_config(32)
+    };
+    let plain = encoder_features(g, &model, &ds, None).unwrap();
+    let a = augmented_features(g, &ds, None, 2, &identity, 0, Some(&model)).unwrap();
+    assert_eq!(a.labels, plain.labels.repeat(2));
+    assert_close("view 0", &a.data[..plain.data.len()], &plain.data, 1e-4, 1e-5);
+    assert_close("view 1", &a.data[plain.data.len()..], &plain.data, 1e-4, 1e-5);
+}

@@ -80,6 +80,10 @@ pub struct LinearArgs {
     pub weight_decay: f64,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Train the probe on N random crop + flip views of every training image instead of the
+    /// plain image (the test images stay plain); 0 = no augmentation.
+    #[arg(long, default_value_t = 0)]
+    pub augment: usize,
 }
 
 #[derive(clap::Args, Debug)]
@@ -200,22 +204,48 @@ impl Setup {
         }
     }
 
+    /// Training features of `encoder` (pixels when None): `augment` = (views, seed) replaces
+    /// the plain images by augmented views (not cached: they are random).
+    fn train_features(&self, encoder: Option<&Model>, augment: Option<(usize, u64)>) -> Option<Result<Features>> {
+        let (views, seed) = augment?;
+        let aug = features::probe_augment_config(self.side.config.image_size);
+        eprintln!("computing {views} augmented views of {} training images…", self.n_train);
+        Some(features::augmented_features(
+            &self.gpu,
+            &self.train,
+            Some(self.n_train),
+            views,
+            &aug,
+            seed,
+            encoder,
+        ))
+    }
+
     /// (train, test) features of the three encoders compared: trained, random-init, pixels.
-    fn feature_sets(&self) -> Result<Vec<(String, Features, Features)>> {
-        let mut sets = vec![(self.name(), self.trained(Split::Train)?, self.trained(Split::Test)?)];
+    fn feature_sets(&self, augment: Option<(usize, u64)>) -> Result<Vec<(String, Features, Features)>> {
+        let train = self
+            .train_features(Some(&self.model), augment)
+            .unwrap_or_else(|| self.trained(Split::Train))?;
+        let mut sets = vec![(self.name(), train, self.trained(Split::Test)?)];
         if self.c.baselines {
             let random = self.random_model()?;
             // Same architecture and seed give the same initial weights: cache per (arch, seed).
             let cfg = &self.side.config;
             let stem = format!("random-{:?}-w{}-seed{}", cfg.arch, cfg.width, cfg.seed).to_lowercase();
+            let train = self
+                .train_features(Some(&random), augment)
+                .unwrap_or_else(|| self.cached(&random, &stem, Split::Train))?;
             sets.push((
                 "random-init encoder".into(),
-                self.cached(&random, &stem, Split::Train)?,
+                train,
                 self.cached(&random, &stem, Split::Test)?,
             ));
+            let train = self
+                .train_features(None, augment)
+                .unwrap_or_else(|| features::pixel_features(&self.train, Some(self.n_train)))?;
             sets.push((
                 "raw pixels".into(),
-                features::pixel_features(&self.train, Some(self.n_train))?,
+                train,
                 features::pixel_features(&self.test, Some(self.n_test))?,
             ));
         }
@@ -263,7 +293,7 @@ fn run_knn(dev: &DeviceArgs, a: &KnnArgs) -> Result<()> {
     );
     let s = setup(dev, &a.common)?;
     let mut rows = Vec::new();
-    for (name, tr, te) in s.feature_sets()? {
+    for (name, tr, te) in s.feature_sets(None)? {
         let r = knn::knn_eval(
             &s.gpu, &tr.data, &tr.labels, &te.data, &te.labels, tr.d, s.classes, a.k, a.t,
         )?;
@@ -292,19 +322,26 @@ fn run_linear(dev: &DeviceArgs, a: &LinearArgs) -> Result<()> {
         "--epochs and --probe-batch must be at least 1"
     );
     let s = setup(dev, &a.common)?;
+    let augment = (a.augment > 0).then_some((a.augment, a.seed));
     let mut rows = Vec::new();
-    for (name, tr, te) in s.feature_sets()? {
-        eprintln!("linear probe on {name} ({} features)…", tr.d);
+    for (name, tr, te) in s.feature_sets(augment)? {
+        eprintln!("linear probe on {name} ({} features, {} rows)…", tr.d, tr.len());
         let every = (cfg.epochs / 10).max(1);
         let r = linear_probe(&s.gpu, &tr, &te, s.classes, &cfg, |e, l| {
             if (e + 1) % every == 0 {
                 eprintln!("  epoch {:>4}/{} loss {l:.4}", e + 1, cfg.epochs);
             }
         })?;
-        rows.push((name, serde_json::to_value(r)?));
+        let mut v = serde_json::to_value(r)?;
+        v["augment_views"] = json!(a.augment);
+        rows.push((name, v));
     }
+    let views = match a.augment {
+        0 => String::new(),
+        k => format!(" × {k} crop+flip views"),
+    };
     let header = format!(
-        "linear probe ({} epochs, {:?}, lr {}), {} train / {} test images:",
+        "linear probe ({} epochs, {:?}, lr {}), {} train{views} / {} test images:",
         cfg.epochs, cfg.optimizer, cfg.lr, s.n_train, s.n_test
     );
     s.report("linear", &header, &rows)
