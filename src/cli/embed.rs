@@ -6,6 +6,7 @@ use crate::data::{self, Dataset, DatasetKind, Split};
 use crate::eval::{embed, features, knn, load::load_model, retrieval};
 use crate::gpu::Gpu;
 use crate::nn::model::Model;
+use crate::train::checkpoint;
 use anyhow::{bail, Result};
 use std::path::{Path, PathBuf};
 
@@ -63,8 +64,7 @@ struct Loaded {
 
 fn load(dev: &DeviceArgs, s: &EmbedSource) -> Result<Loaded> {
     anyhow::ensure!(s.batch >= 1, "--batch must be at least 1");
-    let gpu = dev.open()?;
-    let (model, side) = load_model(&gpu, &s.checkpoint, s.batch)?;
+    let side = checkpoint::read_sidecar(&checkpoint::resolve(&s.checkpoint)?)?;
     let dir = data::resolve_data_dir(s.data.as_deref().or(side.config.data.as_deref()));
     let opts = data::LoadOptions {
         image_size: Some(side.config.image_size),
@@ -73,6 +73,9 @@ fn load(dev: &DeviceArgs, s: &EmbedSource) -> Result<Loaded> {
     let ds = data::load_with(s.dataset, &dir, s.split, &opts)?;
     let n = s.limit.unwrap_or(ds.len()).min(ds.len());
     anyhow::ensure!(n > 0, "the dataset has no images");
+    let gpu = dev.open()?;
+    // No more rows than images: a forward pass costs its planned rows, used or not.
+    let (model, _) = load_model(&gpu, &s.checkpoint, s.batch.min(n))?;
     Ok(Loaded { gpu, model, ds, n })
 }
 
