@@ -7,6 +7,9 @@ use std::sync::Arc;
 pub struct BenchTrainArgs {
     #[arg(long, value_enum, default_value = "tiny")]
     pub arch: Arch,
+    /// Channel width multiplier of the encoder.
+    #[arg(long, default_value_t = 1.0)]
+    pub width: f32,
     /// Source images per step (two views each).
     #[arg(long, default_value_t = 256)]
     pub batch: usize,
@@ -25,6 +28,7 @@ pub struct BenchTrainArgs {
 pub fn run(gpu: Gpu, a: &BenchTrainArgs) -> anyhow::Result<()> {
     let cfg = TrainConfig {
         arch: a.arch,
+        width: a.width,
         batch: a.batch,
         image_size: a.image_size,
         head_hidden: Some(a.head_hidden),

@@ -3,6 +3,7 @@
 pub mod checkpoint;
 pub mod config;
 pub mod metrics;
+pub mod setup;
 pub mod trainer;
 
 pub use config::TrainConfig;
