@@ -174,7 +174,7 @@ impl SimclrApp {
                 } => {
                     // The run's own augmentation settings, so that its views can be inspected.
                     if cfg.validate().is_ok() {
-                        self.augment.cfg = crate::train::trainer::augment_config(&cfg);
+                        self.augment.cfg = crate::train::setup::augment_config(&cfg);
                     }
                     self.train.on_opened(dir, *cfg, steps, epochs);
                 }

@@ -3,7 +3,7 @@
 
 use super::DeviceArgs;
 use crate::nn::arch::Arch;
-use crate::train::{checkpoint, trainer::largest_batch, StepRecord, TrainConfig, Trainer};
+use crate::train::{checkpoint, setup::largest_batch, StepRecord, TrainConfig, Trainer};
 use anyhow::{bail, Result};
 use std::io::IsTerminal;
 use std::path::PathBuf;

@@ -4,8 +4,7 @@
 
 use super::checkpoint::{self, HostTensor, Sidecar};
 use super::metrics::Metrics;
-pub use super::setup::{augment_config, largest_batch, load_train_data};
-use super::setup::{largest_activation, lr_scaling, optim_config};
+use super::setup::{augment_config, largest_activation, load_train_data, lr_scaling, optim_config};
 use super::TrainConfig;
 use crate::augment::{batch_rng, Augmenter, GpuImages};
 use crate::data::{self, Dataset, DatasetKind, Sampler, Split};
